@@ -1,0 +1,195 @@
+"""Configuration: one frozen, typed model read from the environment, a config file,
+or the running local stack, in that order of precedence.
+
+Keys (environment name / config-file key):
+
+* ``SNAPSYNC_DATABASE_URL`` / ``database_url`` - ``mysql://user:password@host:port/database``
+* ``SNAPSYNC_KAFKA_BOOTSTRAP`` / ``kafka_bootstrap`` - ``host:port[,host:port...]``
+* ``SNAPSYNC_TOPIC_PREFIX`` / ``topic_prefix`` - topic prefix, default ``practice``
+* ``SNAPSYNC_HOME`` / ``home`` - the project's data folder (local stack, deliveries), default ``.snapsync``
+
+The config file is TOML (``--config FILE``, or ``SNAPSYNC_CONFIG``, or ``./snapsync.toml``).
+When neither environment nor file names the database or broker, the settings that
+``snapsync local up`` wrote for the running local stack are used (the demo default).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas.errors import ConfigError
+
+_FIXES = {
+    "database_url": "set SNAPSYNC_DATABASE_URL (or database_url in the config file) to "
+    "mysql://user:password@host:port/database, or run `snapsync local up`",
+    "kafka_bootstrap": "set SNAPSYNC_KAFKA_BOOTSTRAP (or kafka_bootstrap in the config file) to "
+    "host:port[,host:port...], or run `snapsync local up`",
+    "topic_prefix": "use letters, digits, '_' or '-' (e.g. practice)",
+    "home": "give a folder path the user can write",
+}
+
+_TOPIC_PREFIX = re.compile(r"^[A-Za-z0-9_\-]{1,100}$")
+_HOSTPORT = re.compile(r"^[A-Za-z0-9.\-\[\]:]+:\d{1,5}$")
+
+
+@dataclass(frozen=True)
+class DatabaseTarget:
+    """Connection parameters parsed from a ``mysql://`` URL."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+    database: str
+
+    def connect_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``pymysql.connect`` (no database selected)."""
+        return {
+            "host": self.host,
+            "port": self.port,
+            "user": self.user,
+            "password": self.password,
+            "charset": "utf8mb4",
+        }
+
+    def redacted(self) -> str:
+        """The URL without its password, safe to print."""
+        return f"mysql://{self.user}@{self.host}:{self.port}/{self.database}"
+
+
+def parse_database_url(url: str) -> DatabaseTarget:
+    """Parse ``mysql://user:password@host:port/database``.
+
+    Raises:
+        ValueError: with the part that is wrong.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("mysql", "mariadb", "mysql+pymysql"):
+        raise ValueError(f"scheme must be mysql:// (got {parts.scheme or 'none'!r})")
+    if not parts.hostname:
+        raise ValueError("the host is missing")
+    try:
+        port = parts.port or 3306
+    except ValueError as exc:  # urllib raises on a non-numeric port
+        raise ValueError(f"the port is not a number ({exc})") from None
+    database = parts.path.lstrip("/")
+    if not database or "/" in database:
+        raise ValueError("the database name is missing (…/database at the end)")
+    if not re.fullmatch(r"[A-Za-z0-9_$]{1,64}", database):
+        raise ValueError(f"database name {database!r} must be letters, digits, _ or $")
+    return DatabaseTarget(
+        host=parts.hostname,
+        port=port,
+        user=unquote(parts.username or "root"),
+        password=unquote(parts.password or ""),
+        database=database,
+    )
+
+
+class Settings(BaseSettings):
+    """Every command's settings; see the module docstring for the keys."""
+
+    model_config = SettingsConfigDict(env_prefix="SNAPSYNC_", frozen=True, extra="forbid")
+
+    database_url: SecretStr = Field(description="mysql://user:password@host:port/database")
+    kafka_bootstrap: str = Field(description="host:port[,host:port...]")
+    topic_prefix: str = "practice"
+    home: Path = Path(".snapsync")
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_db(cls, v: SecretStr) -> SecretStr:
+        parse_database_url(v.get_secret_value())
+        return v
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _check_bootstrap(cls, v: str) -> str:
+        hosts = [h.strip() for h in v.split(",") if h.strip()]
+        if not hosts or not all(_HOSTPORT.match(h) for h in hosts):
+            raise ValueError(f"{v!r} is not a host:port list")
+        return ",".join(hosts)
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _check_prefix(cls, v: str) -> str:
+        if not _TOPIC_PREFIX.match(v):
+            raise ValueError(f"{v!r} is not a valid topic prefix")
+        return v
+
+    @property
+    def db(self) -> DatabaseTarget:
+        """The parsed database URL."""
+        return parse_database_url(self.database_url.get_secret_value())
+
+
+def local_stack_file(home: Path) -> Path:
+    """Where ``snapsync local up`` records the running stack's settings."""
+    return home / "local" / "stack.json"
+
+
+def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
+    """Load settings: explicit overrides > environment > config file > running local stack.
+
+    Raises:
+        ConfigError: naming every bad or missing key at once, each with its fix.
+    """
+    file_values: dict[str, Any] = {}
+    path = config_file or os.environ.get("SNAPSYNC_CONFIG")
+    if path is None and Path("snapsync.toml").is_file():
+        path = "snapsync.toml"
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {p} does not exist: give an existing TOML file to --config")
+        try:
+            file_values = tomllib.loads(p.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {p} is not valid TOML ({exc}): fix the line named") from None
+        unknown = sorted(set(file_values) - set(Settings.model_fields))
+        if unknown:
+            raise ConfigError(
+                f"config file {p} has unknown key(s) {', '.join(unknown)}: "
+                f"the keys are {', '.join(Settings.model_fields)}"
+            )
+    values = {k: v for k, v in file_values.items()}
+    for key in Settings.model_fields:
+        env = os.environ.get(f"SNAPSYNC_{key.upper()}")
+        if env is not None:
+            values[key] = env
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    home = Path(values.get("home", ".snapsync"))
+    stack = local_stack_file(home)
+    if ("database_url" not in values or "kafka_bootstrap" not in values) and stack.is_file():
+        try:
+            running = json.loads(stack.read_text(encoding="utf-8"))["settings"]
+        except (ValueError, KeyError):
+            running = {}
+        for key in ("database_url", "kafka_bootstrap"):
+            values.setdefault(key, running.get(key))
+    values = {k: v for k, v in values.items() if v is not None}
+    try:
+        # Environment is already folded into `values`; read nothing twice.
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc)) from None
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    """One line per bad key: which key, what is wrong, how to fix it."""
+    lines = ["invalid configuration:"]
+    for err in exc.errors():
+        key = str(err["loc"][0]) if err["loc"] else "?"
+        what = "is missing" if err["type"] == "missing" else err["msg"].removeprefix("Value error, ")
+        lines.append(f"  - SNAPSYNC_{key.upper()} ({key}) {what}: {_FIXES.get(key, 'see snapsync --help')}")
+    return "\n".join(lines)

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Set up everything a fresh Debian machine lacks for snapsync, then the virtualenv.
+# Idempotent: each step is skipped when already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || need+=(mariadb-server)
+command -v mariadb >/dev/null 2>&1 || need+=(mariadb-client)
+command -v kcat >/dev/null 2>&1 || need+=(kcat)
+command -v mydumper >/dev/null 2>&1 || need+=(mydumper)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "snapsync needs these Debian packages: ${need[*]}; install them (apt-get install -y ${need[*]}) and run again" >&2
+    exit 1
+  fi
+  echo "installing ${need[*]} (apt-get)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  # The Debian package may start a system server on 3306: snapsync never uses it.
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+if [ ! -f .venv/.installed ] || [ pyproject.toml -nt .venv/.installed ]; then
+  .venv/bin/pip install -q --upgrade pip >/dev/null 2>&1 || true
+  .venv/bin/pip install -q -e '.[test]' 2>&1 | grep -v '^WARNING: Location' || true
+  .venv/bin/python -c "import snapsync, confluent_kafka, faust, pymysqlreplication, pyarrow" 
+  touch .venv/.installed
+fi

