@@ -67,3 +67,56 @@ def create_schema(conn: pymysql.connections.Connection, *, drop: bool = False) -
     for stmt in schema_ddl():
         cur.execute(stmt.replace("CREATE TABLE `", "CREATE TABLE IF NOT EXISTS `", 1))
     conn.commit()
+
+
+def is_mariadb(conn) -> bool:
+    cur = conn.cursor()
+    cur.execute("SELECT VERSION()")
+    return "mariadb" in str(cur.fetchall()[0][0]).lower()
+
+
+def start_consistent_snapshot(conn) -> tuple[str, int, str | None]:
+    """Open a consistent-read transaction on ``conn`` and return the binlog position
+    (file, pos, gtid) that it corresponds to exactly.
+
+    MariaDB reports the position of the snapshot itself (``binlog_snapshot_file`` /
+    ``binlog_snapshot_position``) without any lock. MySQL has no such status: there we
+    take ``FLUSH TABLES WITH READ LOCK`` for the instant between opening the snapshot
+    and reading the position, as mysqldump and Debezium do.
+
+    Raises:
+        FatalError: binary logging is off on the server.
+    """
+    cur = conn.cursor()
+    cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+    cur.execute("SELECT @@log_bin")
+    if not int(cur.fetchall()[0][0]):
+        raise FatalError("binary logging is off on the source: start the server with --log-bin "
+                         "--binlog-format=ROW --binlog-row-image=FULL")
+    if is_mariadb(conn):
+        cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+        cur.execute("SHOW STATUS LIKE 'binlog_snapshot_%'")
+        status = {k.lower(): v for k, v in cur.fetchall()}
+        file, pos = status["binlog_snapshot_file"], int(status["binlog_snapshot_position"])
+        cur.execute("SELECT BINLOG_GTID_POS(%s, %s)", (file, pos))
+        gtid = cur.fetchall()[0][0] or None
+        return file, pos, gtid
+    cur.execute("FLUSH TABLES WITH READ LOCK")
+    try:
+        cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+        try:
+            cur.execute("SHOW BINARY LOG STATUS")  # MySQL 8.4
+        except pymysql.err.ProgrammingError:
+            cur.execute("SHOW MASTER STATUS")
+        row = cur.fetchall()[0]
+        file, pos = row[0], int(row[1])
+        gtid = row[4] if len(row) > 4 and row[4] else None
+    finally:
+        conn.cursor().execute("UNLOCK TABLES")
+    return file, pos, gtid
+
+
+def binlog_files(conn) -> list[str]:
+    cur = conn.cursor()
+    cur.execute("SHOW BINARY LOGS")
+    return [r[0] for r in cur.fetchall()]

@@ -1,0 +1,1 @@
+"""Connectors: getting changes in (embedded binlog capture, Debezium deployment tooling)."""

@@ -1,0 +1,406 @@
+"""Embedded change capture: the practice database's binlog into Kafka, in the Debezium
+MySQL connector's shape (``schemas/events.py``).
+
+Life cycle (``snapsync capture``):
+
+1. First start (no stored offset, or ``--resnapshot``): an initial snapshot. One
+   consistent-read transaction reads every catalog table (``op`` = ``r``); the binlog
+   position of that very instant is recorded with the rows.
+2. Streaming from exactly that position with ``mysql-replication``: every row event of
+   a catalog table becomes one event on ``<prefix>.<db>.<table>`` (key = primary-key
+   JSON); a delete is followed by a tombstone. Transactions get BEGIN/END records on
+   ``<prefix>.transaction`` and each event a ``transaction`` block.
+3. Every ``commit_interval`` the producer is flushed (the broker acknowledged everything
+   produced so far) and only then the last transaction boundary is stored as the
+   restart point (``connectors/offsets.py``). A ``kill -9`` at any instant therefore
+   loses nothing; it may re-produce the events of at most one interval. Delivery is
+   at-least-once: consumers de-duplicate by ``source.file/pos/row``, which is unique
+   per row change and increases along the binlog.
+4. Heartbeats: every ``heartbeat_interval`` capture writes the server's clock into
+   ``snapsync_heartbeat`` (Debezium's ``heartbeat.action.query`` idea). When that row
+   comes back through the binlog, every change committed before it has been read; capture
+   flushes, then publishes on ``__debezium-heartbeat.<prefix>`` the position, that
+   watermark, and the end offset of every change-topic partition it wrote.
+
+Schema changes need no history: with ``binlog_row_metadata=FULL`` each table-map event
+carries the column names, so events after an ALTER TABLE have the new shape.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import pymysql
+import pymysql.cursors
+from pymysqlreplication import BinLogStreamReader
+from pymysqlreplication.constants import FIELD_TYPE
+from pymysqlreplication.event import (
+    GtidEvent,
+    HeartbeatLogEvent,
+    MariadbGtidEvent,
+    QueryEvent,
+    RotateEvent,
+    XidEvent,
+)
+from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
+
+from connectors.kafka import ensure_topics, producer
+from connectors.offsets import CAPTURE_CONTROL_TABLES, OffsetStore, StoredOffset
+from schemas.catalog import DATASETS, DataSet
+from schemas.config import Settings
+from schemas.errors import FatalError, RetriableError
+from schemas.events import (
+    ChangeEvent,
+    SourcePosition,
+    change_topic,
+    dead_letter_topic,
+    dumps,
+    encode_value,
+    heartbeat_topic,
+    heartbeat_value,
+    transaction_topic,
+)
+from snapsync.db import binlog_files, connect, start_consistent_snapshot
+
+log = logging.getLogger("snapsync.capture")
+
+_FSP_TYPES = {FIELD_TYPE.DATETIME2, FIELD_TYPE.TIMESTAMP2, FIELD_TYPE.TIME2}
+
+
+def default_server_id(connector: str) -> int:
+    """A replica server id derived from the connector name (unique per connector)."""
+    return 100_000 + zlib.crc32(connector.encode()) % 1_000_000
+
+
+@dataclass
+class CaptureStats:
+    snapshot_rows: int = 0
+    streamed_rows: int = 0
+    transactions: int = 0
+    heartbeats: int = 0
+    commits: int = 0
+    last_position: SourcePosition | None = None
+    lag_ms: list[float] = field(default_factory=list)
+
+
+class Capture:
+    """Embedded binlog capture (see the module docstring).
+
+    Args:
+        settings: database, broker and topic prefix.
+        connector: the connector's name (offset row, heartbeat row, server id).
+        server_id: replica id; must be unique among the server's replicas.
+        partitions: partitions of the change topics it creates.
+        heartbeat_interval: seconds between heartbeat writes (0 disables them).
+        commit_interval: seconds between flush-and-store of the restart point.
+        measure_lag: keep commit-to-ack lag samples (benchmarks).
+    """
+
+    def __init__(self, settings: Settings, *, connector: str = "snapsync", server_id: int | None = None,
+                 partitions: int = 3, heartbeat_interval: float = 1.0, commit_interval: float = 1.0,
+                 measure_lag: bool = False) -> None:
+        self.settings = settings
+        self.db = settings.db.database
+        self.prefix = settings.topic_prefix
+        self.connector = connector
+        self.server_id = server_id or default_server_id(connector)
+        self.partitions = partitions
+        self.heartbeat_interval = heartbeat_interval
+        self.commit_interval = commit_interval
+        self.measure_lag = measure_lag
+        self.stats = CaptureStats()
+        self.stop_event = threading.Event()
+        self._tables: dict[str, DataSet] = {d.table: d for d in DATASETS}
+        self._errors: list[str] = []
+        self._end_offsets: dict[str, dict[int, int]] = {}
+        self._encoders: dict[tuple, list[tuple[str, dict[str, Any]]]] = {}
+        self._producer = producer(settings.kafka_bootstrap)
+
+    # -- topics and producing -------------------------------------------------------------
+    def topics(self) -> list[str]:
+        return [change_topic(self.prefix, self.db, t) for t in self._tables]
+
+    def _on_delivery(self, err, msg) -> None:
+        if err is not None:
+            # The broker did not take the event: do not move the restart point past it.
+            self._errors.append(f"{msg.topic()}: {err}")
+            return
+        parts = self._end_offsets.setdefault(msg.topic(), {})
+        if msg.offset() + 1 > parts.get(msg.partition(), 0):
+            parts[msg.partition()] = msg.offset() + 1
+        if self.measure_lag and msg.topic().startswith(self.prefix + "."):
+            ts = msg.timestamp()[1]
+            if ts > 0:
+                self.stats.lag_ms.append(time.time() * 1000 - ts)
+
+    def _produce(self, topic: str, key: bytes | None, value: bytes | None, ts_ms: int | None = None) -> None:
+        while True:
+            try:
+                self._producer.produce(topic, key=key, value=value, on_delivery=self._on_delivery,
+                                       **({"timestamp": ts_ms} if ts_ms else {}))
+                return
+            except BufferError:
+                self._producer.poll(0.1)  # local queue full: let deliveries drain
+
+    def _flush(self) -> None:
+        """Wait until the broker acknowledged everything produced so far."""
+        remaining = self._producer.flush(60)
+        if remaining or self._errors:
+            errors, self._errors = self._errors[:3], []
+            raise RetriableError(
+                f"the broker did not acknowledge {remaining} event(s) ({'; '.join(errors) or 'timeout'}); "
+                "the restart point was not moved: restart capture when the broker is back"
+            )
+
+    def _emit(self, event: ChangeEvent, ds: DataSet) -> None:
+        topic = change_topic(self.prefix, event.db, event.table)
+        key = dumps(event.key(ds.primary_key))
+        self._produce(topic, key, event.to_json(), event.source_ts_ms if self.measure_lag else None)
+        if event.op == "d":
+            self._produce(topic, key, None)  # tombstone, for log compaction
+
+    # -- entry point ------------------------------------------------------------------------
+    def run(self, *, resnapshot: bool = False, install_signals: bool = True) -> CaptureStats:
+        """Snapshot if needed, then stream until stopped (SIGTERM/SIGINT or ``stop_event``)."""
+        if install_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: self.stop_event.set())
+        ensure_topics(self.settings.kafka_bootstrap,
+                      [*self.topics(), heartbeat_topic(self.prefix), transaction_topic(self.prefix),
+                       dead_letter_topic(self.prefix)], self.partitions)
+        ctl = connect(self.settings.db, autocommit=False)
+        store = OffsetStore(ctl, self.connector)
+        if resnapshot:
+            store.reset()
+        offset = store.load()
+        if offset is None or not offset.snapshot_completed:
+            offset = self.snapshot(store)
+        else:
+            files = binlog_files(ctl)
+            if offset.file not in files:
+                raise FatalError(
+                    f"binlog file {offset.file} was purged on the server; the stored position is gone "
+                    f"(oldest binlog now: {files[0] if files else 'none'}). Changes after it cannot be read. "
+                    f"Run `snapsync capture --resnapshot` to take a new initial snapshot."
+                )
+            log.info("resuming capture at %s:%d", offset.file, offset.pos)
+        try:
+            self.stream(store, offset)
+        finally:
+            ctl.close()
+        return self.stats
+
+    # -- initial snapshot -------------------------------------------------------------------
+    def snapshot(self, store: OffsetStore) -> StoredOffset:
+        """Read every catalog table in one consistent-read transaction (``op`` = ``r``)."""
+        conn = connect(self.settings.db, cursorclass=pymysql.cursors.SSCursor)
+        try:
+            file, pos, gtid = start_consistent_snapshot(conn)
+            store.save(StoredOffset(file, pos, gtid, False))
+            log.info("initial snapshot at %s:%d", file, pos)
+            ts_ms = int(time.time() * 1000)
+            row_no = 0
+            tables = list(self._tables.values())
+            for i, ds in enumerate(tables):
+                cur = conn.cursor()
+                cur.execute(f"SELECT * FROM `{ds.table}`")
+                names = [d[0] for d in cur.description]
+                enc = [self._description_encoder(d) for d in cur.description]
+                row = cur.fetchone()
+                while row is not None:
+                    nxt = cur.fetchone()
+                    after = {n: encode_value(v, **kw) for n, v, kw in zip(names, row, enc)}
+                    last = nxt is None and i == len(tables) - 1
+                    ev = ChangeEvent(
+                        op="r", db=self.db, table=ds.table, before=None, after=after,
+                        position=SourcePosition(file, pos, row_no, gtid), source_ts_ms=ts_ms, ts_ms=ts_ms,
+                        connector_name=self.prefix, server_id=self.server_id,
+                        snapshot="last" if last else "true",
+                    )
+                    self._emit(ev, ds)
+                    row_no += 1
+                    if row_no % 10000 == 0:
+                        self._producer.poll(0)
+                    row = nxt
+                cur.close()
+                if self.stop_event.is_set():
+                    raise RetriableError("capture stopped during the initial snapshot; it restarts from scratch")
+            conn.rollback()
+        finally:
+            conn.close()
+        self._flush()
+        self.stats.snapshot_rows = row_no
+        offset = StoredOffset(file, pos, gtid, True, row_no)
+        store.save(offset)
+        log.info("initial snapshot done: %d rows", row_no)
+        return offset
+
+    @staticmethod
+    def _description_encoder(desc) -> dict[str, Any]:
+        type_code, scale = desc[1], desc[5]
+        if type_code in (FIELD_TYPE.DATETIME, FIELD_TYPE.TIME):
+            return {"fsp": scale}
+        if type_code == FIELD_TYPE.TIMESTAMP:
+            return {"fsp": scale, "is_timestamp": True}
+        if type_code in (FIELD_TYPE.NEWDECIMAL, FIELD_TYPE.DECIMAL):
+            return {"scale": scale}
+        return {}
+
+    # -- streaming --------------------------------------------------------------------------
+    def _binlog_encoders(self, event) -> list[tuple[str, dict[str, Any]]]:
+        cols = event.columns
+        cache_key = (event.table, tuple((c.name, c.type) for c in cols))
+        enc = self._encoders.get(cache_key)
+        if enc is None:
+            enc = []
+            for c in cols:
+                kw: dict[str, Any] = {}
+                if c.type in _FSP_TYPES:
+                    kw["fsp"] = c.fsp
+                if c.type == FIELD_TYPE.TIMESTAMP2:
+                    kw["is_timestamp"] = True
+                if c.type == FIELD_TYPE.NEWDECIMAL:
+                    kw["scale"] = c.decimals
+                enc.append((c.name, kw))
+            self._encoders[cache_key] = enc
+        return enc
+
+    def _write_heartbeat(self, conn) -> None:
+        cur = conn.cursor()
+        cur.execute(
+            "REPLACE INTO snapsync_heartbeat (connector, ts_us) "
+            "VALUES (%s, CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS UNSIGNED))", (self.connector,))
+        conn.commit()
+
+    def stream(self, store: OffsetStore, offset: StoredOffset) -> None:
+        """Stream row events from ``offset`` until stopped."""
+        db = self.settings.db
+        reader = BinLogStreamReader(
+            connection_settings={"host": db.host, "port": db.port, "user": db.user, "password": db.password},
+            server_id=self.server_id,
+            log_file=offset.file, log_pos=offset.pos, resume_stream=True, blocking=True,
+            only_events=[WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent, XidEvent, QueryEvent, RotateEvent,
+                         MariadbGtidEvent, GtidEvent, HeartbeatLogEvent],
+            only_schemas=[self.db],
+            only_tables=[*self._tables, *CAPTURE_CONTROL_TABLES],
+            slave_heartbeat=1,
+            enable_logging=False,
+        )
+        hb_conn = connect(self.settings.db) if self.heartbeat_interval > 0 else None
+        boundary = offset
+        events_total = offset.events
+        txn: dict[str, Any] | None = None
+        next_commit = time.monotonic() + self.commit_interval
+        next_heartbeat = time.monotonic()
+        file = offset.file
+        try:
+            while not self.stop_event.is_set():
+                now = time.monotonic()
+                if hb_conn is not None and now >= next_heartbeat:
+                    self._write_heartbeat(hb_conn)
+                    next_heartbeat = now + self.heartbeat_interval
+                if now >= next_commit:
+                    self._commit(store, boundary)
+                    next_commit = now + self.commit_interval
+                ev = reader.fetchone()
+                if ev is None:
+                    continue
+                self._producer.poll(0)
+                if isinstance(ev, RotateEvent):
+                    file = ev.next_binlog
+                    continue
+                if isinstance(ev, HeartbeatLogEvent):
+                    continue
+                end_pos = ev.packet.log_pos
+                if isinstance(ev, (MariadbGtidEvent, GtidEvent)):
+                    txn = {"id": str(ev.gtid), "total": 0, "per_table": {}, "ts": ev.timestamp}
+                    continue
+                if isinstance(ev, XidEvent) or (isinstance(ev, QueryEvent) and ev.query.strip().upper() != "BEGIN"):
+                    if isinstance(ev, QueryEvent) and ev.query.strip().upper() != "COMMIT":
+                        # DDL (ALTER TABLE ...): an implicit commit; later table maps carry the new shape.
+                        log.info("schema change at %s:%d in %s", file, end_pos, ev.schema.decode() if isinstance(ev.schema, bytes) else ev.schema)
+                    if txn and txn["total"]:
+                        self._produce(transaction_topic(self.prefix), dumps({"id": txn["id"]}), dumps({
+                            "status": "END", "id": txn["id"], "ts_ms": ev.timestamp * 1000,
+                            "event_count": txn["total"],
+                            "data_collections": [{"data_collection": f"{self.db}.{t}", "event_count": n}
+                                                 for t, n in txn["per_table"].items()],
+                        }))
+                        self.stats.transactions += 1
+                    boundary = StoredOffset(file, end_pos, txn["id"] if txn else boundary.gtid, True, events_total)
+                    txn = None
+                    continue
+                table = ev.table
+                if table in CAPTURE_CONTROL_TABLES:
+                    if table == "snapsync_heartbeat":
+                        self._heartbeat_seen(ev, file, end_pos, store, txn)
+                    continue
+                ds = self._tables.get(table)
+                if ds is None:
+                    continue
+                if txn is None:  # a server without GTIDs: the transaction is file:pos
+                    txn = {"id": f"{file}:{end_pos}", "total": 0, "per_table": {}, "ts": ev.timestamp}
+                if txn["total"] == 0:
+                    self._produce(transaction_topic(self.prefix), dumps({"id": txn["id"]}),
+                                  dumps({"status": "BEGIN", "id": txn["id"], "ts_ms": ev.timestamp * 1000,
+                                         "event_count": None, "data_collections": None}))
+                enc = self._binlog_encoders(ev)
+                start = end_pos - ev.event_size
+                ts_ms = ev.timestamp * 1000
+                now_ms = int(time.time() * 1000)
+                for i, row in enumerate(ev.rows):
+                    before = after = None
+                    if isinstance(ev, WriteRowsEvent):
+                        op, after = "c", row["values"]
+                    elif isinstance(ev, UpdateRowsEvent):
+                        op, before, after = "u", row["before_values"], row["after_values"]
+                    else:
+                        op, before = "d", row["values"]
+                    if before is not None:
+                        before = {n: encode_value(before.get(n), **kw) for n, kw in enc}
+                    if after is not None:
+                        after = {n: encode_value(after.get(n), **kw) for n, kw in enc}
+                    txn["total"] += 1
+                    per = txn["per_table"][table] = txn["per_table"].get(table, 0) + 1
+                    event = ChangeEvent(
+                        op=op, db=self.db, table=table, before=before, after=after,
+                        position=SourcePosition(file, start, i, txn["id"] if ":" not in txn["id"] else None),
+                        source_ts_ms=ts_ms, ts_ms=now_ms, connector_name=self.prefix, server_id=self.server_id,
+                        transaction={"id": txn["id"], "total_order": txn["total"], "data_collection_order": per},
+                    )
+                    self._emit(event, ds)
+                    events_total += 1
+                    self.stats.streamed_rows += 1
+                self.stats.last_position = SourcePosition(file, start, len(ev.rows) - 1)
+            self._commit(store, boundary)
+        finally:
+            reader.close()
+            if hb_conn is not None:
+                hb_conn.close()
+
+    def _commit(self, store: OffsetStore, boundary: StoredOffset) -> None:
+        """Flush, then store the restart point (never the other way round)."""
+        self._flush()
+        store.save(boundary)
+        self.stats.commits += 1
+
+    def _heartbeat_seen(self, ev, file: str, end_pos: int, store: OffsetStore, txn) -> None:
+        for row in ev.rows:
+            values = row.get("after_values") or row.get("values") or {}
+            if values.get("connector") != self.connector:
+                continue
+            # Everything before this row in the binlog has been produced: make it durable,
+            # then announce the watermark with the end offsets covering it.
+            self._flush()
+            position = SourcePosition(file, end_pos, 0, txn["id"] if txn else None)
+            value = heartbeat_value(int(time.time() * 1000), position, int(values["ts_us"]))
+            value["offsets"] = {t: {str(p): o for p, o in parts.items()} for t, parts in self._end_offsets.items()
+                                if t.startswith(self.prefix + "." + self.db + ".")}
+            self._produce(heartbeat_topic(self.prefix), dumps({"serverName": self.prefix}), dumps(value))
+            self.stats.heartbeats += 1

@@ -1,0 +1,290 @@
+"""The one change-event envelope, its Debezium JSON codec, and value encodings.
+
+Every producer of changes (the embedded binlog capture, a Debezium connector) and every
+consumer (agents, sinks) goes through :class:`ChangeEvent`. The JSON is the Debezium MySQL
+connector's value with ``value.converter.schemas.enable=false``:
+
+``{"before": {...}|null, "after": {...}|null, "source": {...}, "op": "c|u|d|r", "ts_ms": N,
+"transaction": {"id", "total_order", "data_collection_order"}|null}``
+
+Value encodings (identical to the rendered Debezium config, ``connectors/debezium.py``:
+``decimal.handling.mode=string``, ``time.precision.mode=adaptive_time_microseconds``,
+``binary.handling.mode=base64``, ``bigint.unsigned.handling.mode=long``):
+
+=================  ==============================================================
+MySQL type         JSON value
+=================  ==============================================================
+integers, TINYINT  number (TINYINT(1) is a number, not a boolean)
+DECIMAL(p,s)       string with exactly ``s`` decimals: ``"-0.01"``, ``"12.30"``
+DATE               number: days since 1970-01-01 (``io.debezium.time.Date``)
+DATETIME(0..3)     number: milliseconds since epoch, the value read as UTC (``Timestamp``)
+DATETIME(4..6)     number: microseconds since epoch, read as UTC (``MicroTimestamp``)
+TIMESTAMP          string: ISO-8601 in UTC with ``Z`` (``ZonedTimestamp``)
+TIME               number: microseconds (``MicroTime``)
+CHAR/VARCHAR/TEXT  string (unchanged: TAB, LF, NUL, emoji as they are)
+ENUM / SET         string
+BINARY/BLOB        string: base64
+=================  ==============================================================
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Literal
+
+from schemas.errors import DataError
+
+Op = Literal["c", "u", "d", "r"]
+OPS: tuple[str, ...] = ("c", "u", "d", "r")
+_EPOCH_DATE = dt.date(1970, 1, 1)
+_EPOCH = dt.datetime(1970, 1, 1)
+
+
+@dataclass(frozen=True)
+class SourcePosition:
+    """Where a change is in the source's binlog.
+
+    ``pos`` is the start of the row event, ``row`` the row's index inside it: the pair
+    (file, pos, row) is unique per row change, so consumers can de-duplicate by it.
+    """
+
+    file: str
+    pos: int
+    row: int = 0
+    gtid: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.file or "/" in self.file:
+            raise ValueError(f"binlog file name {self.file!r} is not valid")
+        if self.pos < 0 or self.row < 0:
+            raise ValueError(f"binlog position {self.pos}/{self.row} is negative")
+
+    def key(self) -> tuple[int, int, int]:
+        """Total order within one server's binlog: (file number, pos, row)."""
+        suffix = self.file.rsplit(".", 1)[-1]
+        return (int(suffix) if suffix.isdigit() else 0, self.pos, self.row)
+
+
+@dataclass(frozen=True)
+class ChangeEvent:
+    """One row change (Debezium envelope)."""
+
+    op: Op
+    db: str
+    table: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    position: SourcePosition
+    source_ts_ms: int
+    ts_ms: int
+    connector_name: str = "practice"
+    server_id: int = 0
+    snapshot: str = "false"
+    transaction: dict[str, Any] | None = None
+    extra_source: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def row(self) -> dict[str, Any]:
+        """The latest image: ``after``, or ``before`` for a delete."""
+        return self.after if self.after is not None else (self.before or {})
+
+    def key(self, primary_key: tuple[str, ...]) -> dict[str, Any]:
+        row = self.row
+        return {k: row[k] for k in primary_key}
+
+    def to_debezium(self) -> dict[str, Any]:
+        source = {
+            "version": "snapsync-0.1.0",
+            "connector": "mysql",
+            "name": self.connector_name,
+            "ts_ms": self.source_ts_ms,
+            "snapshot": self.snapshot,
+            "db": self.db,
+            "sequence": None,
+            "table": self.table,
+            "server_id": self.server_id,
+            "gtid": self.position.gtid,
+            "file": self.position.file,
+            "pos": self.position.pos,
+            "row": self.position.row,
+            "thread": None,
+            "query": None,
+            **self.extra_source,
+        }
+        return {
+            "before": self.before,
+            "after": self.after,
+            "source": source,
+            "op": self.op,
+            "ts_ms": self.ts_ms,
+            "transaction": self.transaction,
+        }
+
+    def to_json(self) -> bytes:
+        return dumps(self.to_debezium())
+
+    @classmethod
+    def from_debezium(cls, value: Any) -> ChangeEvent:
+        """Parse a Debezium envelope (dict, JSON text or bytes).
+
+        Accepts the schema-embedding form too (``{"schema":..., "payload":...}``).
+
+        Raises:
+            DataError: saying what is wrong with the envelope (never quoting row values).
+        """
+        if isinstance(value, (bytes, bytearray, str)):
+            try:
+                value = json.loads(value)
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise DataError(f"value is not JSON ({type(exc).__name__} at {getattr(exc, 'pos', '?')})") from None
+        if not isinstance(value, dict):
+            raise DataError(f"envelope must be a JSON object, got {type(value).__name__}")
+        if "payload" in value and "schema" in value:
+            value = value["payload"]
+            if not isinstance(value, dict):
+                raise DataError("envelope payload must be a JSON object")
+        op = value.get("op")
+        if op not in OPS:
+            raise DataError(f"unknown op {op!r}: expected one of c, u, d, r")
+        before, after = value.get("before"), value.get("after")
+        for name, image in (("before", before), ("after", after)):
+            if image is not None and not isinstance(image, dict):
+                raise DataError(f"'{name}' must be an object or null")
+        if op in ("c", "r", "u") and after is None:
+            raise DataError(f"op {op!r} without 'after'")
+        if op == "d" and before is None:
+            raise DataError("op 'd' without 'before'")
+        source = value.get("source")
+        if not isinstance(source, dict):
+            raise DataError("'source' is missing")
+        missing = [k for k in ("db", "table", "file", "pos") if source.get(k) in (None, "")]
+        if missing:
+            raise DataError(f"source lacks {', '.join(missing)}")
+        try:
+            position = SourcePosition(str(source["file"]), int(source["pos"]), int(source.get("row") or 0),
+                                      source.get("gtid"))
+            known = {"version", "connector", "name", "ts_ms", "snapshot", "db", "sequence", "table", "server_id",
+                     "gtid", "file", "pos", "row", "thread", "query"}
+            return cls(
+                op=op, db=str(source["db"]), table=str(source["table"]), before=before, after=after,
+                position=position, source_ts_ms=int(source.get("ts_ms") or 0), ts_ms=int(value.get("ts_ms") or 0),
+                connector_name=str(source.get("name") or ""), server_id=int(source.get("server_id") or 0),
+                snapshot=str(source.get("snapshot") or "false"), transaction=value.get("transaction"),
+                extra_source={k: v for k, v in source.items() if k not in known},
+            )
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"source position is not valid ({exc})") from None
+
+
+def dumps(obj: Any) -> bytes:
+    """Compact UTF-8 JSON (non-ASCII kept as is, as Kafka Connect's JsonConverter does)."""
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def key_bytes(key: dict[str, Any]) -> bytes:
+    return dumps(key)
+
+
+# --- value encodings ---------------------------------------------------------------------
+def encode_value(value: Any, *, fsp: int | None = None, scale: int | None = None,
+                 is_timestamp: bool = False) -> Any:
+    """A Python value read from MySQL, in the Debezium JSON encoding (module docstring).
+
+    Args:
+        fsp: fractional-second digits of a DATETIME/TIMESTAMP/TIME column.
+        scale: decimals of a DECIMAL column.
+        is_timestamp: the column is TIMESTAMP (zoned), not DATETIME.
+    """
+    if value is None or isinstance(value, (str, int, float)):
+        return value
+    if isinstance(value, Decimal):
+        return format(value, f".{scale}f") if scale is not None else format(value, "f")
+    if isinstance(value, dt.datetime):
+        if is_timestamp:
+            utc = value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+            return utc.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+        delta = value.replace(tzinfo=None) - _EPOCH
+        micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+        return micros if (fsp or 0) > 3 else micros // 1000
+    if isinstance(value, dt.date):
+        return (value - _EPOCH_DATE).days
+    if isinstance(value, dt.timedelta):
+        return (value.days * 86_400 + value.seconds) * 1_000_000 + value.microseconds
+    if isinstance(value, (bytes, bytearray)):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, set):
+        return ",".join(sorted(value))
+    return str(value)
+
+
+def _fsp_of(column_type: str) -> int:
+    t = column_type.upper()
+    return int(t[t.index("(") + 1:t.index(")")]) if "(" in t else 0
+
+
+def to_mysql_text(value: Any, column_type: str) -> str | None:
+    """Decode a Debezium JSON value back to the text MySQL prints for ``column_type``.
+
+    The inverse of :func:`encode_value`, used by sinks to write rows from events
+    exactly as ``SELECT ... INTO OUTFILE`` would.
+    """
+    if value is None:
+        return None
+    t = column_type.upper()
+    if t.startswith("DATETIME"):
+        fsp = _fsp_of(t)
+        micros = int(value) if fsp > 3 else int(value) * 1000
+        moment = _EPOCH + dt.timedelta(microseconds=micros)
+        text = moment.strftime("%Y-%m-%d %H:%M:%S")
+        return text + (f".{moment.microsecond:06d}"[: fsp + 1] if fsp else "")
+    if t == "DATE":
+        return (_EPOCH_DATE + dt.timedelta(days=int(value))).isoformat()
+    if t.startswith("TIMESTAMP"):
+        moment = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        fsp = _fsp_of(t)
+        text = moment.strftime("%Y-%m-%d %H:%M:%S")
+        return text + (f".{moment.microsecond:06d}"[: fsp + 1] if fsp else "")
+    if t.startswith(("BLOB", "BINARY", "VARBINARY", "LONGBLOB", "MEDIUMBLOB", "TINYBLOB")):
+        return base64.b64decode(value).decode("utf-8", "surrogateescape")
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return str(value)
+
+
+# --- heartbeats ------------------------------------------------------------------------
+def heartbeat_value(ts_ms: int, position: SourcePosition, watermark_us: int | None) -> dict[str, Any]:
+    """Heartbeat message: the source position reached and the watermark.
+
+    ``watermark_us`` (microseconds since epoch, source clock) promises that every change
+    committed at or before it has been produced before this heartbeat.
+    """
+    return {
+        "ts_ms": ts_ms,
+        "source": {"file": position.file, "pos": position.pos, "gtid": position.gtid},
+        "watermark_us": watermark_us,
+    }
+
+
+# --- topic names -------------------------------------------------------------------------
+def change_topic(prefix: str, db: str, table: str) -> str:
+    """``<prefix>.<db>.<table>``, as Debezium names a table's topic."""
+    return f"{prefix}.{db}.{table}"
+
+
+def heartbeat_topic(prefix: str) -> str:
+    """Debezium's default heartbeat topic name (``topic.heartbeat.prefix`` = ``__debezium-heartbeat``)."""
+    return f"__debezium-heartbeat.{prefix}"
+
+
+def transaction_topic(prefix: str) -> str:
+    """Transaction metadata (BEGIN/END) topic, as Debezium names it."""
+    return f"{prefix}.transaction"
+
+
+def dead_letter_topic(prefix: str) -> str:
+    """Where malformed events go, with the reason in a header and in the value."""
+    return f"{prefix}.dlq"
