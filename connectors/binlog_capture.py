@@ -124,7 +124,7 @@ class Capture:
 
     # -- topics and producing -------------------------------------------------------------
     def topics(self) -> list[str]:
-        return [change_topic(self.prefix, self.db, t) for t in self._tables]
+        return [change_topic(self.prefix, self.db, t) for t in (*self._tables, "snapsync_heartbeat")]
 
     def _on_delivery(self, err, msg) -> None:
         if err is not None:
@@ -403,4 +403,12 @@ class Capture:
             value["offsets"] = {t: {str(p): o for p, o in parts.items()} for t, parts in self._end_offsets.items()
                                 if t.startswith(self.prefix + "." + self.db + ".")}
             self._produce(heartbeat_topic(self.prefix), dumps({"serverName": self.prefix}), dumps(value))
+            # The row itself, as a Debezium connector with the same heartbeat.action.query emits it.
+            row_ev = ChangeEvent(
+                op="u" if "after_values" in row else "c", db=self.db, table="snapsync_heartbeat",
+                before=row.get("before_values"), after=values, position=position,
+                source_ts_ms=ev.timestamp * 1000, ts_ms=int(time.time() * 1000), connector_name=self.prefix,
+                server_id=self.server_id)
+            self._produce(change_topic(self.prefix, self.db, "snapsync_heartbeat"),
+                          dumps({"connector": self.connector}), row_ev.to_json())
             self.stats.heartbeats += 1
