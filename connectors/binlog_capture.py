@@ -134,7 +134,8 @@ class Capture:
         parts = self._end_offsets.setdefault(msg.topic(), {})
         if msg.offset() + 1 > parts.get(msg.partition(), 0):
             parts[msg.partition()] = msg.offset() + 1
-        if self.measure_lag and msg.topic().startswith(self.prefix + "."):
+        if self.measure_lag and msg.topic().endswith(".snapsync_heartbeat"):
+            # Commit (server clock, microseconds) to broker acknowledgement of the heartbeat row.
             ts = msg.timestamp()[1]
             if ts > 0:
                 self.stats.lag_ms.append(time.time() * 1000 - ts)
@@ -161,7 +162,7 @@ class Capture:
     def _emit(self, event: ChangeEvent, ds: DataSet) -> None:
         topic = change_topic(self.prefix, event.db, event.table)
         key = dumps(event.key(ds.primary_key))
-        self._produce(topic, key, event.to_json(), event.source_ts_ms if self.measure_lag else None)
+        self._produce(topic, key, event.to_json())
         if event.op == "d":
             self._produce(topic, key, None)  # tombstone, for log compaction
 
@@ -410,5 +411,5 @@ class Capture:
                 source_ts_ms=ev.timestamp * 1000, ts_ms=int(time.time() * 1000), connector_name=self.prefix,
                 server_id=self.server_id)
             self._produce(change_topic(self.prefix, self.db, "snapsync_heartbeat"),
-                          dumps({"connector": self.connector}), row_ev.to_json())
+                          dumps({"connector": self.connector}), row_ev.to_json(), int(values["ts_us"]) // 1000)
             self.stats.heartbeats += 1
