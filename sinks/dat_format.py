@@ -81,3 +81,35 @@ def unescape_field(field: str) -> str | None:
             out.append(ch)
             i += 1
     return "".join(out)
+
+
+# --- server-side formatting ---------------------------------------------------------------
+# The export asks the server for each row already as one .DAT line: the values are MySQL's
+# own text (exactly what INTO OUTFILE prints), and the escaping runs in the server's C code
+# instead of Python. These are SQL string literals, written with SQL's own escapes.
+_TEXT_TYPES = ("CHAR", "VARCHAR", "TINYTEXT", "TEXT", "MEDIUMTEXT", "LONGTEXT", "ENUM", "SET")
+
+
+def is_text_type(column_type: str) -> bool:
+    return column_type.upper().startswith(_TEXT_TYPES)
+
+
+def sql_escape_expr(column: str) -> str:
+    """SQL expression: the column's text with .DAT escapes (backslash first)."""
+    e = f"`{column}`"
+    for raw, esc in (("\\\\", "\\\\\\\\"), ("\\t", "\\\\t"), ("\\n", "\\\\n"), ("\\r", "\\\\r"), ("\\0", "\\\\0")):
+        e = f"REPLACE({e},'{raw}','{esc}')"
+    return e
+
+
+def dat_line_expr(columns) -> str:
+    """``CONCAT_WS(TAB, ...)`` giving one .DAT line per row (NULL as ``\\N``)."""
+    parts = []
+    for c in columns:
+        e = sql_escape_expr(c.name) if is_text_type(c.type) else f"`{c.name}`"
+        parts.append(f"IFNULL({e},'\\\\N')" if c.nullable else e)
+    return "CONCAT_WS('\\t'," + ",".join(parts) + ")"
+
+
+def header_line(columns) -> bytes:
+    return ("\t".join(c.name for c in columns) + "\n").encode("utf-8")

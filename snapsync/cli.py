@@ -28,6 +28,8 @@ app.add_typer(local_app, name="local")
 connector_app = typer.Typer(help="The Debezium MySQL connector on Kafka Connect (production capture).",
                             no_args_is_help=True)
 app.add_typer(connector_app, name="connector")
+snapshot_app = typer.Typer(help="Recurring data snapshots: export, sample, settings, scheduler.", no_args_is_help=True)
+app.add_typer(snapshot_app, name="snapshot")
 
 out = Console()
 err = Console(stderr=True)
@@ -263,6 +265,194 @@ def _register_lifecycle() -> None:
 
 
 _register_lifecycle()
+
+
+def _customer_list(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a comma-separated list of customer ids (e.g. 1,2,3)") from None
+
+
+FormatOpt = Annotated[str, typer.Option("--format", help="dat (tab-delimited .DAT files) or mysql (a .sql dump).")]
+PackagingOpt = Annotated[str, typer.Option("--packaging", help="per-customer (one package each) or combined.")]
+ContainerOpt = Annotated[str, typer.Option("--container", help="folder or zip.")]
+
+
+def _run_export(config, customers: str, format_: str, packaging: str, container: str, dest: Path,
+                json_: bool, sample: int | None, keep: int = 1) -> None:
+    from schemas.errors import ConfigError
+    from sinks.export import ExportRequest, export_snapshot
+
+    problems = []
+    if format_ not in ("dat", "mysql"):
+        problems.append(f"--format {format_!r}: use dat or mysql")
+    if packaging not in ("per-customer", "combined"):
+        problems.append(f"--packaging {packaging!r}: use per-customer or combined")
+    if container not in ("folder", "zip"):
+        problems.append(f"--container {container!r}: use folder or zip")
+    if problems:
+        raise ConfigError("invalid export options:\n  - " + "\n  - ".join(problems))
+    s = settings(config)
+    req = ExportRequest(customers=_customer_list(customers), format=format_, packaging=packaging,
+                        container=container, sample_rows=sample, keep=keep)
+    if json_ or not sys.stderr.isatty():
+        result = export_snapshot(s, req, dest)
+    else:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=err, transient=True) as bar:
+            task = bar.add_task("exporting", total=None)
+            result = export_snapshot(s, req, dest, progress=lambda done, total, rows: bar.update(
+                task, completed=done, total=total, description=f"exporting ({rows:,} rows)"))
+    if json_:
+        print(json.dumps(result.summary()))
+    else:
+        out.print(f"delivered {len(result.packages)} package(s), {result.rows:,} rows in {result.seconds:.1f}s")
+        out.print(f"current delivery: {Path(dest) / 'current'} -> {result.path}")
+
+
+@snapshot_app.command("export")
+def snapshot_export(
+    customers: Annotated[str, typer.Option(help="Customer ids, comma-separated (one account).")],
+    out: Annotated[Path, typer.Option(help="Delivery folder: the package appears under OUT/current.")],
+    format_: FormatOpt = "dat",
+    kind: Annotated[str, typer.Option(help="full (incremental: see `snapsync snapshot export --help` once available).")] = "full",
+    packaging: PackagingOpt = "per-customer",
+    container: ContainerOpt = "folder",
+    keep: Annotated[int, typer.Option(help="Deliveries kept under OUT/deliveries (default 1: replace).", min=1)] = 1,
+    config: ConfigOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Export a snapshot package of every data set for the customers, delivered atomically."""
+    from schemas.errors import ConfigError
+
+    if kind != "full":
+        raise ConfigError(f"--kind {kind!r}: only full is available in this version")
+    _run_export(config, customers, format_, packaging, container, out, json_, None, keep)
+
+
+@snapshot_app.command("sample")
+def snapshot_sample(
+    customers: Annotated[str, typer.Option(help="Customer ids, comma-separated (one account).")],
+    out: Annotated[Path, typer.Option(help="Where the sample package goes (OUT/current).")],
+    format_: FormatOpt = "dat",
+    packaging: PackagingOpt = "per-customer",
+    config: ConfigOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """The "Download Sample": the first five rows of each data set, in the chosen format."""
+    _run_export(config, customers, format_, packaging, "folder", out, json_, 5)
+
+
+@snapshot_app.command("configure")
+def snapshot_configure(
+    account: Annotated[int, typer.Option(help="Account id.")],
+    customers: Annotated[Optional[str], typer.Option(help="Customer ids of the account, comma-separated.")] = None,
+    format_: Annotated[Optional[str], typer.Option("--format", help="dat or mysql.")] = None,
+    kind: Annotated[Optional[str], typer.Option(help="full or incremental.")] = None,
+    packaging: Annotated[Optional[str], typer.Option(help="per-customer or combined.")] = None,
+    container: Annotated[Optional[str], typer.Option(help="folder or zip.")] = None,
+    keep: Annotated[Optional[int], typer.Option(help="Deliveries kept (default 1).")] = None,
+    config: ConfigOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Enable (or change) an account's recurring snapshots; every change is audited."""
+    from sinks import settings_store
+
+    new = settings_store.configure(settings(config), account, enabled=True,
+                                   customers=None if customers is None else tuple(_customer_list(customers)),
+                                   format=format_, kind=kind, packaging=packaging, container=container, keep=keep)
+    print(json.dumps(new.model_dump())) if json_ else out.print(f"account {account}: {new.model_dump()}")
+
+
+@snapshot_app.command("show")
+def snapshot_show(account: Annotated[int, typer.Option(help="Account id.")], config: ConfigOpt = None,
+                  json_: JsonOpt = False) -> None:
+    """Show an account's snapshot settings."""
+    from snapsync.control import ensure_control_tables
+    from snapsync.db import connect
+    from sinks import settings_store
+
+    with connect(settings(config).db) as conn:
+        ensure_control_tables(conn)
+        cfg = settings_store.load(conn, account)
+    data = cfg.model_dump() if cfg else None
+    if json_:
+        print(json.dumps(data))
+    else:
+        out.print(data if data else f"account {account} has no snapshot settings")
+
+
+@snapshot_app.command("disable")
+def snapshot_disable(account: Annotated[int, typer.Option(help="Account id.")], config: ConfigOpt = None) -> None:
+    """Disable an account's recurring snapshots (settings are kept; audited)."""
+    from sinks import settings_store
+
+    settings_store.disable(settings(config), account)
+    out.print(f"account {account}: recurring snapshots disabled")
+
+
+@snapshot_app.command("scheduler")
+def snapshot_scheduler(
+    once: Annotated[bool, typer.Option("--once", help="Run one round and exit.")] = False,
+    as_of: Annotated[Optional[str], typer.Option("--as-of", help="With --once: the round's time (ISO; no offset = New York).")] = None,
+    interval: Annotated[float, typer.Option(help="Seconds between rounds.")] = 30.0,
+    config: ConfigOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Deliver each enabled account's snapshot at its New York time (full as of 01:00, ready by 09:00)."""
+    import datetime as dt
+    import threading
+
+    from connectors.kafka import producer
+    from schemas.errors import ConfigError
+    from schemas.schedule import parse_instant
+    from sinks.scheduler import run_forever, run_round
+
+    _logging()
+    s = settings(config)
+    prod = producer(s.kafka_bootstrap)
+    if once:
+        try:
+            now = parse_instant(as_of) if as_of else dt.datetime.now(dt.timezone.utc)
+        except ValueError as exc:
+            raise ConfigError(f"--as-of: {exc}") from None
+        done = run_round(s, now, producer=prod)
+        print(json.dumps(done, default=str) if json_ else f"{len(done)} delivery(ies) made")
+        return
+    if as_of:
+        raise ConfigError("--as-of goes with --once")
+    stop = threading.Event()
+    import signal as _signal
+
+    for sig in (_signal.SIGTERM, _signal.SIGINT):
+        _signal.signal(sig, lambda *_: stop.set())
+    run_forever(s, stop, interval, producer=prod)
+
+
+@app.command()
+def audit(
+    account: Annotated[Optional[int], typer.Option(help="Only this account.")] = None,
+    entity: Annotated[Optional[str], typer.Option(help="Only this entity (snapshot_settings, delivery, sync_group, sync_apply).")] = None,
+    limit: Annotated[int, typer.Option(help="Newest N records.")] = 50,
+    config: ConfigOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """The audit history: settings changes, deliveries, sync groups and applications."""
+    from snapsync.control import audit_rows, ensure_control_tables
+    from snapsync.db import connect
+
+    with connect(settings(config).db) as conn:
+        ensure_control_tables(conn)
+        rows = audit_rows(conn, account_id=account, entity=entity, limit=limit)
+    if json_:
+        print(json.dumps(rows))
+        return
+    for r in rows:
+        out.print(f"#{r['audit_id']} {r['at']} {r['actor']} account={r['account_id']} {r['entity']}"
+                  f"/{r['entity_id']} {r['action']}", highlight=False)
 
 
 @local_app.command("up")

@@ -1,0 +1,167 @@
+"""Full snapshot export: the catalog's data sets for chosen customers, read in one
+consistent transaction, written as packages (per customer or combined) into one
+atomic delivery."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from schemas.catalog import DATASETS, DataSet
+from schemas.config import Settings
+from schemas.errors import ConfigError
+from sinks.dat_format import dat_line_expr
+from sinks.delivery import Delivery
+from sinks.package import Container, Format, PackageWriter
+from sinks.source_reader import ConsistentReader, Query, SnapshotPoint
+from sinks.sql_format import sql_tuple_expr
+from snapsync.db import connect, is_mariadb
+
+log = logging.getLogger("snapsync.export")
+
+Packaging = Literal["per-customer", "combined"]
+NY = "America/New_York"
+
+
+@dataclass
+class ExportRequest:
+    customers: list[int]
+    format: Format = "dat"
+    packaging: Packaging = "per-customer"
+    container: Container = "folder"
+    kind: Literal["full"] = "full"
+    sample_rows: int | None = None  # the "Download Sample": first N rows of each data set
+    keep: int = 1
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    packages: list[dict]
+    point: SnapshotPoint
+    rows: int
+    seconds: float
+
+    def summary(self) -> dict:
+        return {"path": str(self.path), "packages": [p["package"] for p in self.packages], "rows": self.rows,
+                "seconds": round(self.seconds, 2),
+                "source_position": {"file": self.point.file, "pos": self.point.pos, "gtid": self.point.gtid}}
+
+
+def validate_customers(settings: Settings, customers: list[int]) -> int:
+    """Every customer exists and all belong to one account; returns the account id.
+
+    Raises:
+        ConfigError: naming the unknown customers or the accounts involved.
+    """
+    if not customers:
+        raise ConfigError("no customers selected: give at least one customer id (--customers 1,2)")
+    if len(set(customers)) != len(customers):
+        raise ConfigError("a customer is selected twice: list each customer once")
+    with connect(settings.db) as conn:
+        cur = conn.cursor()
+        cur.execute("SELECT customer_id, account_id FROM customer WHERE customer_id IN ("
+                    + ",".join(["%s"] * len(customers)) + ")", customers)
+        found = dict(cur.fetchall())
+    unknown = sorted(set(customers) - set(found))
+    if unknown:
+        raise ConfigError(f"unknown customer(s) {', '.join(map(str, unknown))}: pick existing customer ids")
+    accounts = sorted(set(found.values()))
+    if len(accounts) > 1:
+        raise ConfigError(
+            f"the customers belong to different accounts ({', '.join(map(str, accounts))}): "
+            "a snapshot holds the customers of one account only")
+    return accounts[0]
+
+
+def package_name(packaging: Packaging, customer: int | None) -> str:
+    return "combined" if packaging == "combined" else f"customer-{customer}"
+
+
+def plan_queries(req: ExportRequest, datasets: tuple[DataSet, ...] = DATASETS) -> list[tuple[Query, str, DataSet]]:
+    """(query, package name, data set) for every section of the export."""
+    out = []
+    groups = [(package_name("combined", None), req.customers)] if req.packaging == "combined" else [
+        (package_name("per-customer", c), [c]) for c in req.customers]
+    for pkg, customers in groups:
+        where = (f"`customer_id` = {int(customers[0])}" if len(customers) == 1
+                 else "`customer_id` IN (" + ",".join(str(int(c)) for c in customers) + ")")
+        for ds in datasets:
+            expr = dat_line_expr(ds.columns) if req.format == "dat" else sql_tuple_expr(ds.columns)
+            order = ", ".join(f"`{c}`" for c in ds.primary_key)
+            out.append((Query(f"{pkg}/{ds.table}", ds.table, expr, where, order, req.sample_rows), pkg, ds))
+    return out
+
+
+def export_snapshot(settings: Settings, req: ExportRequest, out: Path, *,
+                    progress: Callable[[int, int, int], None] | None = None,
+                    now: dt.datetime | None = None) -> ExportResult:
+    """Write one delivery of full packages under ``out`` and make it current.
+
+    Args:
+        progress: called as ``progress(sections_done, sections_total, rows_so_far)``.
+    """
+    account = validate_customers(settings, req.customers)
+    started = time.monotonic()
+    created = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
+    kind = "sample" if req.sample_rows is not None else req.kind
+    delivery = Delivery(out, f"{created:%Y%m%dT%H%M%SZ}-{kind}-{req.format}", keep=req.keep)
+    sections = plan_queries(req)
+    writers: dict[str, PackageWriter] = {}
+    customers_of = {package_name("per-customer", c): [c] for c in req.customers}
+    customers_of["combined"] = list(req.customers)
+    with connect(settings.db) as conn:
+        mariadb = is_mariadb(conn)
+    reader = ConsistentReader(settings.db, mariadb=mariadb)
+    point: SnapshotPoint | None = None
+    rows = 0
+    try:
+        for item in reader.read([q for q, _p, _d in sections]):
+            if item[0] == "pos":
+                point = item[1]
+                continue
+            tag, i, data = item
+            _q, pkg, ds = sections[i]
+            w = writers.get(pkg)
+            if w is None:
+                w = writers[pkg] = PackageWriter(delivery.staging / pkg, pkg, req.format, customers_of[pkg])
+            if ds.table not in w.entries:
+                w.begin(ds)
+            if tag == "data":
+                w.write_lines(ds, data)
+                rows += data.count(b"\n")
+            else:
+                w.end(ds)
+                if progress:
+                    progress(i + 1, len(sections), rows)
+        assert point is not None, "the export stream carried no snapshot position"
+        meta = {
+            "snapsync_version": "0.1.0",
+            "kind": kind,
+            "packaging": req.packaging,
+            "account_id": account,
+            "as_of_utc": point.server_time_utc.replace(" ", "T") + "Z",
+            "as_of_local": _ny(point.server_time_utc),
+            "created_utc": created.isoformat().replace("+00:00", "Z"),
+            "source_position": {"file": point.file, "pos": point.pos, "gtid": point.gtid},
+        }
+        manifests = [w.finish(meta, req.container) for w in writers.values()]
+        path = delivery.commit()
+    except BaseException:
+        delivery.abort()
+        raise
+    result = ExportResult(path, manifests, point, rows, time.monotonic() - started)
+    log.info("delivered %s: %d package(s), %d rows, %.1fs", path, len(manifests), rows, result.seconds)
+    return result
+
+
+def _ny(utc_text: str) -> str:
+    from zoneinfo import ZoneInfo
+
+    t = dt.datetime.fromisoformat(utc_text).replace(tzinfo=dt.timezone.utc)
+    return t.astimezone(ZoneInfo(NY)).isoformat()
