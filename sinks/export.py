@@ -18,6 +18,7 @@ from schemas.errors import ConfigError
 from sinks.dat_format import dat_line_expr
 from sinks.delivery import Delivery
 from sinks.package import Container, Format, PackageWriter
+from sinks.server_side import ServerSideReader, server_can_write
 from sinks.source_reader import ConsistentReader, Query, SnapshotPoint
 from sinks.sql_format import sql_tuple_expr
 from snapsync.db import connect, is_mariadb
@@ -37,6 +38,7 @@ class ExportRequest:
     kind: Literal["full"] = "full"
     sample_rows: int | None = None  # the "Download Sample": first N rows of each data set
     keep: int = 1
+    server_side: bool = True  # let a same-host server write the rows itself (sinks/server_side.py)
 
 
 @dataclass
@@ -117,7 +119,11 @@ def export_snapshot(settings: Settings, req: ExportRequest, out: Path, *,
     customers_of["combined"] = list(req.customers)
     with connect(settings.db) as conn:
         mariadb = is_mariadb(conn)
-    reader = ConsistentReader(settings.db, mariadb=mariadb)
+    parts = delivery.staging / ".parts"
+    if req.server_side and server_can_write(settings.db, delivery.staging):
+        reader = ServerSideReader(settings.db, parts, sessions=2, mariadb=mariadb)
+    else:
+        reader = ConsistentReader(settings.db, mariadb=mariadb)
     point: SnapshotPoint | None = None
     rows = 0
     try:
@@ -133,8 +139,7 @@ def export_snapshot(settings: Settings, req: ExportRequest, out: Path, *,
             if ds.table not in w.entries:
                 w.begin(ds)
             if tag == "data":
-                w.write_lines(ds, data)
-                rows += data.count(b"\n")
+                rows += w.write_lines(ds, data)
             else:
                 w.end(ds)
                 if progress:

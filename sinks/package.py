@@ -84,15 +84,17 @@ class PackageWriter:
             self._batcher = sql_format.InsertBatcher(self._sql, ds.table)
         self.entries[ds.table] = DataSetEntry(ds.name, ds.table, fname)
 
-    def write_lines(self, ds: DataSet, data: bytes) -> None:
-        """Whole lines (each ending in LF), as the server formatted them."""
+    def write_lines(self, ds: DataSet, data: bytes) -> int:
+        """Whole lines (each ending in LF), as the server formatted them; returns how many."""
         entry = self.entries[ds.table]
-        entry.rows += data.count(b"\n")
+        n = data.count(b"\n")
+        entry.rows += n
         if self.format == "dat":
             self._files[ds.table].write(data)
         else:
             assert self._batcher is not None
-            self._batcher.add_lines(data[:-1].split(b"\n"))
+            self._batcher.add_chunk(data)
+        return n
 
     def end(self, ds: DataSet) -> None:
         entry = self.entries[ds.table]

@@ -23,6 +23,8 @@ def connect(target: DatabaseTarget, *, database: bool = True, **kwargs: Any) -> 
     if database:
         params["database"] = target.database
     params.setdefault("local_infile", True)
+    if target.host in ("127.0.0.1", "localhost", "::1"):
+        params.setdefault("ssl_disabled", True)  # no TLS on loopback: saves ~50 ms per connection
     params.update(kwargs)
     try:
         return pymysql.connect(**params)

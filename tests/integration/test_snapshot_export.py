@@ -45,11 +45,16 @@ def _empty_db(base, name: str):
     return s
 
 
-def test_dat_load_data_round_trip_is_exact_for_every_data_set(seeded_db, tmp_path):
+PATHS = pytest.mark.parametrize("server_side", [True, False], ids=["server-writes", "client-stream"])
+
+
+@PATHS
+def test_dat_load_data_round_trip_is_exact_for_every_data_set(seeded_db, tmp_path, server_side):
     customers = [1, 2, 3]
-    result = export_snapshot(seeded_db, ExportRequest(customers, "dat", "combined"), tmp_path / "out")
+    result = export_snapshot(seeded_db, ExportRequest(customers, "dat", "combined", server_side=server_side),
+                             tmp_path / "out")
     pkg = result.path / "combined"
-    target = _empty_db(seeded_db, seeded_db.db.database + "_load")
+    target = _empty_db(seeded_db, seeded_db.db.database + f"_load{int(server_side)}")
     with connect(target.db) as conn:
         cur = conn.cursor()
         for ds in DATASETS:
@@ -63,6 +68,12 @@ def test_dat_load_data_round_trip_is_exact_for_every_data_set(seeded_db, tmp_pat
         assert _rows(target, ds.table, customers) == _rows(seeded_db, ds.table, customers), ds.table
     notes = [r[-3] for r in _rows(target, "patient", [1])][: len(HARD_TEXTS)]
     assert notes == list(HARD_TEXTS)  # TAB, LF, CR, NUL, backslash, NULL vs '' and emoji all exact
+
+
+def test_fast_path_is_used_on_the_local_server(seeded_db, tmp_path):
+    from sinks.server_side import server_can_write
+
+    assert server_can_write(seeded_db.db, tmp_path)
 
 
 def test_dat_is_what_into_outfile_prints_except_tab_and_newline(seeded_db, tmp_path):
@@ -114,17 +125,19 @@ def _description(settings, table):
         return cur.description
 
 
-def test_mysql_format_loads_with_the_mariadb_client(seeded_db, tmp_path):
+@PATHS
+def test_mysql_format_loads_with_the_mariadb_client(seeded_db, tmp_path, server_side):
     customers = [1, 3]
-    result = export_snapshot(seeded_db, ExportRequest(customers, "mysql", "combined"), tmp_path / "out")
+    result = export_snapshot(seeded_db, ExportRequest(customers, "mysql", "combined", server_side=server_side),
+                             tmp_path / "out")
     sql = result.path / "combined" / "snapshot.sql"
-    target = _empty_db(seeded_db, seeded_db.db.database + "_sql")
+    target = _empty_db(seeded_db, seeded_db.db.database + f"_sql{int(server_side)}")
     db = target.db
     r = subprocess.run(["mariadb", f"-h{db.host}", f"-P{db.port}", f"-u{db.user}", "--protocol=TCP",
                         "--default-character-set=utf8mb4", db.database], stdin=open(sql, "rb"),
                        capture_output=True)
     assert r.returncode == 0, r.stderr.decode()[-2000:]
-    ref = _empty_db(seeded_db, seeded_db.db.database + "_ref")
+    ref = _empty_db(seeded_db, seeded_db.db.database + f"_ref{int(server_side)}")
     with connect(ref.db) as conn:
         cur = conn.cursor()
         for ds in DATASETS:
@@ -160,7 +173,8 @@ def test_tenant_isolation_over_random_selections(seeded_db, tmp_path):
     for i in range(6):
         customers = sorted(rng.sample([1, 2, 3], rng.randint(1, 3)))
         packaging = rng.choice(["per-customer", "combined"])
-        result = export_snapshot(seeded_db, ExportRequest(customers, "dat", packaging), tmp_path / f"o{i}")
+        result = export_snapshot(seeded_db, ExportRequest(customers, "dat", packaging, server_side=i % 2 == 0),
+                                 tmp_path / f"o{i}")
         groups = {"combined": customers} if packaging == "combined" else {f"customer-{c}": [c] for c in customers}
         assert sorted(p.name for p in result.path.iterdir()) == sorted(groups)
         for pkg, members in groups.items():

@@ -1,0 +1,7 @@
+"""Run every benchmark (``make bench``)."""
+
+from bench import capture_bench, snapshot_bench
+
+if __name__ == "__main__":
+    snapshot_bench.main()
+    capture_bench.main()
