@@ -66,7 +66,7 @@ from schemas.events import (
     heartbeat_value,
     transaction_topic,
 )
-from snapsync.db import binlog_files, connect, start_consistent_snapshot
+from snapsync.db import binlog_files, connect, description_encoder, start_consistent_snapshot
 
 log = logging.getLogger("snapsync.capture")
 
@@ -212,7 +212,7 @@ class Capture:
                 cur = conn.cursor()
                 cur.execute(f"SELECT * FROM `{ds.table}`")
                 names = [d[0] for d in cur.description]
-                enc = [self._description_encoder(d) for d in cur.description]
+                enc = [description_encoder(d) for d in cur.description]
                 row = cur.fetchone()
                 while row is not None:
                     nxt = cur.fetchone()
@@ -241,17 +241,6 @@ class Capture:
         store.save(offset)
         log.info("initial snapshot done: %d rows", row_no)
         return offset
-
-    @staticmethod
-    def _description_encoder(desc) -> dict[str, Any]:
-        type_code, scale = desc[1], desc[5]
-        if type_code in (FIELD_TYPE.DATETIME, FIELD_TYPE.TIME):
-            return {"fsp": scale}
-        if type_code == FIELD_TYPE.TIMESTAMP:
-            return {"fsp": scale, "is_timestamp": True}
-        if type_code in (FIELD_TYPE.NEWDECIMAL, FIELD_TYPE.DECIMAL):
-            return {"scale": scale}
-        return {}
 
     # -- streaming --------------------------------------------------------------------------
     def _binlog_encoders(self, event) -> list[tuple[str, dict[str, Any]]]:

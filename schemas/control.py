@@ -68,6 +68,96 @@ CONTROL_DDL: tuple[str, ...] = (
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
 )
 
+SYNC_DDL: tuple[str, ...] = (
+    """CREATE TABLE IF NOT EXISTS `snapsync_sync_service` (
+  `account_id` INT UNSIGNED NOT NULL,
+  `enabled` TINYINT(1) NOT NULL,
+  `updated_at` DATETIME(6) NOT NULL,
+  PRIMARY KEY (`account_id`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
+    """CREATE TABLE IF NOT EXISTS `snapsync_sync_group` (
+  `group_id` INT UNSIGNED NOT NULL AUTO_INCREMENT,
+  `account_id` INT UNSIGNED NOT NULL,
+  `source_customer` INT UNSIGNED NOT NULL,
+  `mode` VARCHAR(12) NOT NULL,
+  `categories` JSON NOT NULL,
+  `created_at` DATETIME(6) NOT NULL,
+  `updated_at` DATETIME(6) NOT NULL,
+  PRIMARY KEY (`group_id`),
+  KEY `ix_source` (`source_customer`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
+    """CREATE TABLE IF NOT EXISTS `snapsync_sync_target` (
+  `group_id` INT UNSIGNED NOT NULL,
+  `target_customer` INT UNSIGNED NOT NULL,
+  `added_at` DATETIME(6) NOT NULL,
+  PRIMARY KEY (`group_id`, `target_customer`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
+    # Commands already applied (idempotence under redelivery), in the apply transaction.
+    """CREATE TABLE IF NOT EXISTS `snapsync_sync_applied` (
+  `command_id` VARCHAR(200) NOT NULL,
+  `applied_at` DATETIME(6) NOT NULL,
+  PRIMARY KEY (`command_id`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
+    # The applier's own writes, recognised when they come back through the change stream.
+    """CREATE TABLE IF NOT EXISTS `snapsync_sync_echo` (
+  `echo_id` BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
+  `table_name` VARCHAR(64) NOT NULL,
+  `row_id` BIGINT UNSIGNED NOT NULL,
+  `digest` CHAR(64) NOT NULL,
+  `created_at` DATETIME(6) NOT NULL,
+  PRIMARY KEY (`echo_id`),
+  KEY `ix_row` (`table_name`, `row_id`, `digest`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
+    # Before-images of what sync wrote, for `snapsync sync undo` (before_json NULL: created).
+    """CREATE TABLE IF NOT EXISTS `snapsync_sync_before` (
+  `audit_id` BIGINT UNSIGNED NOT NULL,
+  `table_name` VARCHAR(64) NOT NULL,
+  `target_customer` INT UNSIGNED NOT NULL,
+  `row_id` BIGINT UNSIGNED NULL,
+  `natural_key` JSON NOT NULL,
+  `before_json` JSON NULL,
+  KEY `ix_audit` (`audit_id`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
+)
+
+SyncMode = Literal["create-only", "override"]
+CLI_CATEGORIES = {"codes": "codes", "facilities": "facilities", "referring-providers": "referring_providers",
+                  "payers": "payers"}
+
+
+class SyncGroup(BaseModel):
+    """One sync-from customer, its sync-to customers, the categories and the mode."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    group_id: int | None = None
+    account_id: int
+    source_customer: int = Field(gt=0)
+    targets: tuple[int, ...]
+    categories: tuple[str, ...]
+    mode: SyncMode = "create-only"
+
+    @field_validator("targets")
+    @classmethod
+    def _targets(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if not v:
+            raise ValueError("give at least one sync-to customer")
+        if len(set(v)) != len(v):
+            raise ValueError("a sync-to customer is listed twice")
+        return tuple(sorted(v))
+
+    @field_validator("categories")
+    @classmethod
+    def _categories(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if not v:
+            raise ValueError("choose at least one data category")
+        unknown = [c for c in v if c not in CLI_CATEGORIES.values()]
+        if unknown:
+            raise ValueError(f"unknown data category {', '.join(unknown)}: use codes, facilities, "
+                             "referring-providers or payers")
+        return tuple(sorted(set(v)))
+
+
 Format = Literal["dat", "mysql"]
 Kind = Literal["full", "incremental"]
 Packaging = Literal["per-customer", "combined"]

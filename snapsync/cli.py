@@ -30,6 +30,8 @@ connector_app = typer.Typer(help="The Debezium MySQL connector on Kafka Connect 
 app.add_typer(connector_app, name="connector")
 snapshot_app = typer.Typer(help="Recurring data snapshots: export, sample, settings, scheduler.", no_args_is_help=True)
 app.add_typer(snapshot_app, name="snapshot")
+sync_app = typer.Typer(help="Data Sync: groups of a sync-from customer and its sync-to customers.", no_args_is_help=True)
+app.add_typer(sync_app, name="sync")
 
 out = Console()
 err = Console(stderr=True)
@@ -453,6 +455,152 @@ def audit(
     for r in rows:
         out.print(f"#{r['audit_id']} {r['at']} {r['actor']} account={r['account_id']} {r['entity']}"
                   f"/{r['entity_id']} {r['action']}", highlight=False)
+
+
+@app.command()
+def worker(config: ConfigOpt = None) -> None:
+    """Run the stream workers (faust-streaming): Data Sync fan-out and applier.
+
+    Stops on SIGTERM; an agent failure stops the worker with exit code 70.
+    """
+    from streams.app import run_worker
+
+    _logging()
+    run_worker(settings(config))
+
+
+def _group_json(g) -> dict:
+    from schemas.control import CLI_CATEGORIES
+
+    names = {v: k for k, v in CLI_CATEGORIES.items()}
+    d = g.model_dump()
+    d["categories"] = [names[c] for c in g.categories]
+    return d
+
+
+def _targets(text: str) -> tuple[int, ...]:
+    return tuple(_customer_list(text))
+
+
+def _copy_all(s, group, targets) -> dict:
+    from schemas.catalog import sync_datasets
+    from snapsync.db import connect
+    from streams import sync_groups
+    from streams.sync_apply import initial_copy
+
+    with connect(s.db) as conn:
+        if not sync_groups.service_enabled(conn, group.account_id):
+            return {}
+        tables = [d for c in group.categories for d in sync_datasets(c)]
+        return {t: initial_copy(conn, group.group_id, group.source_customer, t, tables, group.mode) for t in targets}
+
+
+@sync_app.command("add")
+def sync_add(
+    from_: Annotated[int, typer.Option("--from", help="The sync-from customer.")],
+    to: Annotated[str, typer.Option("--to", help="Sync-to customers, comma-separated.")],
+    data: Annotated[str, typer.Option("--data", help="codes, facilities, referring-providers, payers (comma-separated).")],
+    mode: Annotated[str, typer.Option(help="create-only (default: never modify existing items) or override.")] = "create-only",
+    config: ConfigOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Add a sync group; when the account's Data Sync is enabled, copy the current items now."""
+    from streams import sync_groups
+
+    s = settings(config)
+    g = sync_groups.add_group(s, from_, _targets(to), sync_groups.parse_categories(data), mode)
+    copied = _copy_all(s, g, g.targets)
+    result = {**_group_json(g), "initial_copy": copied}
+    print(json.dumps(result)) if json_ else out.print(
+        f"sync group {g.group_id}: customer {g.source_customer} -> {list(g.targets)} ({mode})"
+        + ("" if copied else " (Data Sync is disabled for the account: `snapsync sync enable`)"))
+
+
+@sync_app.command("edit")
+def sync_edit(
+    group: Annotated[int, typer.Argument(help="Group id (`snapsync sync list`).")],
+    to: Annotated[Optional[str], typer.Option("--to", help="The new list of sync-to customers.")] = None,
+    data: Annotated[Optional[str], typer.Option("--data", help="The new list of categories.")] = None,
+    mode: Annotated[Optional[str], typer.Option(help="create-only or override.")] = None,
+    config: ConfigOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Change a group's targets, categories or mode; newly added targets get the initial copy."""
+    from streams import sync_groups
+
+    s = settings(config)
+    before, after = sync_groups.edit_group(s, group, targets=None if to is None else _targets(to),
+                                           categories=None if data is None else sync_groups.parse_categories(data),
+                                           mode=mode)
+    added = [t for t in after.targets if t not in before.targets]
+    copied = _copy_all(s, after, added) if added else {}
+    print(json.dumps({**_group_json(after), "initial_copy": copied})) if json_ else out.print(
+        f"sync group {group} updated; new targets copied: {added}")
+
+
+@sync_app.command("delete")
+def sync_delete(group: Annotated[int, typer.Argument(help="Group id.")], config: ConfigOpt = None) -> None:
+    """Delete a sync group (items already copied stay)."""
+    from streams import sync_groups
+
+    sync_groups.delete_group(settings(config), group)
+    out.print(f"sync group {group} deleted")
+
+
+@sync_app.command("list")
+def sync_list(account: Annotated[Optional[int], typer.Option(help="Only this account.")] = None,
+              config: ConfigOpt = None, json_: JsonOpt = False) -> None:
+    """List the sync groups and whether each account's Data Sync is enabled."""
+    from snapsync.control import ensure_control_tables
+    from snapsync.db import connect
+    from streams import sync_groups
+
+    with connect(settings(config).db) as conn:
+        ensure_control_tables(conn)
+        groups = sync_groups.load_groups(conn, account)
+        rows = [{**_group_json(g), "service_enabled": sync_groups.service_enabled(conn, g.account_id)} for g in groups]
+    if json_:
+        print(json.dumps(rows))
+        return
+    for r in rows:
+        out.print(f"group {r['group_id']} (account {r['account_id']}{'' if r['service_enabled'] else ', disabled'}): "
+                  f"{r['source_customer']} -> {r['targets']} {','.join(r['categories'])} [{r['mode']}]")
+
+
+@sync_app.command("enable")
+def sync_enable(account: Annotated[int, typer.Option(help="Account id.")], config: ConfigOpt = None) -> None:
+    """Enable Data Sync for an account (copies every group's current items)."""
+    from snapsync.db import connect
+    from streams import sync_groups
+
+    s = settings(config)
+    sync_groups.set_service(s, account, True)
+    with connect(s.db) as conn:
+        groups = sync_groups.load_groups(conn, account)
+    for g in groups:
+        _copy_all(s, g, g.targets)
+    out.print(f"Data Sync enabled for account {account} ({len(groups)} group(s) copied)")
+
+
+@sync_app.command("disable")
+def sync_disable(account: Annotated[int, typer.Option(help="Account id.")], config: ConfigOpt = None) -> None:
+    """Disable Data Sync for an account (groups are kept)."""
+    from streams import sync_groups
+
+    sync_groups.set_service(settings(config), account, False)
+    out.print(f"Data Sync disabled for account {account}")
+
+
+@sync_app.command("undo")
+def sync_undo(audit_id: Annotated[int, typer.Argument(help="Audit id of a sync application (`snapsync audit --entity sync_apply`).")],
+              config: ConfigOpt = None) -> None:
+    """Restore what one sync application overwrote (and remove what it created)."""
+    from snapsync.db import connect
+    from streams.sync_apply import undo
+
+    with connect(settings(config).db) as conn:
+        n = undo(conn, audit_id)
+    out.print(f"undone: {n} row(s) restored from audit record {audit_id}")
 
 
 @local_app.command("up")

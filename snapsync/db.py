@@ -122,3 +122,26 @@ def binlog_files(conn) -> list[str]:
     cur = conn.cursor()
     cur.execute("SHOW BINARY LOGS")
     return [r[0] for r in cur.fetchall()]
+
+
+def description_encoder(desc) -> dict:
+    """``encode_value`` options for a column from a pymysql cursor description."""
+    from pymysql.constants import FIELD_TYPE
+
+    type_code, scale = desc[1], desc[5]
+    if type_code in (FIELD_TYPE.DATETIME, FIELD_TYPE.TIME):
+        return {"fsp": scale}
+    if type_code == FIELD_TYPE.TIMESTAMP:
+        return {"fsp": scale, "is_timestamp": True}
+    if type_code in (FIELD_TYPE.NEWDECIMAL, FIELD_TYPE.DECIMAL):
+        return {"scale": scale}
+    return {}
+
+
+def encoded_rows(cur) -> list[dict]:
+    """The cursor's remaining rows as dicts, values in the change-event encoding."""
+    from schemas.events import encode_value
+
+    names = [d[0] for d in cur.description]
+    enc = [description_encoder(d) for d in cur.description]
+    return [{n: encode_value(v, **kw) for n, v, kw in zip(names, row, enc)} for row in cur.fetchall()]

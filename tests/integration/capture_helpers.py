@@ -13,8 +13,8 @@ import pymysql.cursors
 
 from connectors.binlog_capture import Capture
 from schemas.catalog import dataset
-from schemas.events import dumps, encode_value
-from snapsync.db import connect
+from schemas.events import dumps
+from snapsync.db import connect, encoded_rows
 
 BIN = str(Path(sys.executable).with_name("snapsync"))
 
@@ -101,10 +101,4 @@ def db_state(settings, table: str) -> dict[bytes, dict]:
     with connect(settings.db, cursorclass=pymysql.cursors.Cursor) as conn:
         cur = conn.cursor()
         cur.execute(f"SELECT * FROM `{table}`")
-        names = [d[0] for d in cur.description]
-        enc = [Capture._description_encoder(d) for d in cur.description]
-        out = {}
-        for row in cur.fetchall():
-            after = {n: encode_value(v, **kw) for n, v, kw in zip(names, row, enc)}
-            out[dumps({k: after[k] for k in ds.primary_key})] = after
-        return out
+        return {dumps({k: after[k] for k in ds.primary_key}): after for after in encoded_rows(cur)}

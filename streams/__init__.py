@@ -1,0 +1,1 @@
+"""Stream processing: faust-streaming agents (Data Sync fan-out and applier; deltas)."""

@@ -1,0 +1,218 @@
+"""The faust-streaming worker (``snapsync worker``): Data Sync agents.
+
+* ``sync_fanout`` consumes the change topics of the sync data sets. An insert or update of
+  a sync-from customer's item becomes one command per sync-to customer on
+  ``<prefix>.sync.commands`` (keyed by the target customer, so one target's commands are
+  applied in order), unless it is the applier's own write coming back (echo).
+* ``sync_apply`` consumes the commands and applies each in one database transaction
+  (``streams/sync_apply.py``).
+
+Delivery: faust commits a source offset only after the agent finished the event; the
+commands are awaited until the broker acknowledged them, so a ``kill -9`` replays at most
+the events in flight, and the applier's "applied" mark makes replays no-ops.
+
+Errors: a malformed event goes to ``<prefix>.dlq`` with the reason (headers ``reason``,
+``topic``) and the agent goes on; a database outage is retried with back-off; anything
+else stops the whole worker with exit code 70 (faust would otherwise keep a crashed agent
+in a worker that looks alive while its partitions stand still).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+
+import faust
+import pymysql
+
+from schemas.catalog import sync_datasets
+from schemas.config import Settings
+from schemas.errors import DataError
+from schemas.events import ChangeEvent, change_topic, dead_letter_topic, dumps
+from snapsync.control import ensure_control_tables, notify
+from snapsync.db import connect
+from streams import sync_groups
+from streams.sync_apply import SyncCommand, apply_command, plan_commands, take_echo
+
+log = logging.getLogger("snapsync.worker")
+PARTITIONS = 3
+
+
+def commands_topic(prefix: str) -> str:
+    return f"{prefix}.sync.commands"
+
+
+def notifications_topic(prefix: str) -> str:
+    return f"{prefix}.notifications"
+
+
+class Database:
+    """One connection per agent, reconnected with back-off when the server goes away."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.conn = None
+
+    def get(self):
+        if self.conn is None:
+            self.conn = connect(self.settings.db)
+        return self.conn
+
+    async def run(self, fn, *args):
+        delay = 0.2
+        while True:
+            try:
+                return await asyncio.to_thread(fn, self.get(), *args)
+            except (pymysql.err.OperationalError, pymysql.err.InterfaceError) as exc:
+                log.warning("database unavailable (%s); retrying in %.1fs", exc.args[0] if exc.args else exc, delay)
+                try:
+                    if self.conn is not None:
+                        self.conn.close()
+                except Exception:  # noqa: BLE001 - already broken
+                    pass
+                self.conn = None
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+
+def _fatal(exc: BaseException) -> None:
+    log.critical("agent failed, stopping the worker so it does not look healthy: %r", exc)
+    logging.shutdown()
+    os._exit(70)
+
+
+def fanout_plan(conn, event: ChangeEvent) -> tuple[list[SyncCommand], int | None]:
+    """Commands for one change event, and the source account (None: nothing to do)."""
+    if event.op not in ("c", "u") or event.after is None:
+        return [], None  # snapshot reads and deletes are not propagated
+    from schemas.catalog import dataset
+
+    ds = dataset(event.table)
+    if ds.sync_category is None or "customer_id" not in event.after:
+        return [], None
+    routes = sync_groups.routes_for(conn, int(event.after["customer_id"]), ds.sync_category)
+    conn.commit()
+    if not routes:
+        return [], None
+    if take_echo(conn, event.table, event.after):
+        return [], None
+    account = sync_groups.account_of(conn, int(event.after["customer_id"]))
+    conn.commit()
+    return plan_commands(event, routes), account
+
+
+def record_pending(conn, account: int, event: ChangeEvent, n: int) -> str:
+    from schemas.catalog import dataset
+
+    message = (f"A change to {dataset(event.table).name} in customer {event.after['customer_id']} "
+               f"will be synchronized to {n} customer(s).")
+    notify(conn.cursor(), account_id=account, kind="sync_pending", message=message,
+           detail={"table": event.table, "source_customer": event.after["customer_id"], "targets": n})
+    conn.commit()
+    return message
+
+
+def build_app(settings: Settings) -> faust.App:
+    """The faust app with the Data Sync agents."""
+    prefix, db = settings.topic_prefix, settings.db.database
+    app = faust.App(
+        f"snapsync-{prefix}-{db}",
+        broker=";".join(f"kafka://{h}" for h in settings.kafka_bootstrap.split(",")),
+        store="memory://",
+        topic_partitions=PARTITIONS,
+        broker_session_timeout=6,
+        broker_heartbeat_interval=1,
+        consumer_auto_offset_reset="earliest",
+        web_enabled=False,
+        producer_acks=-1,
+        key_serializer="raw",
+        value_serializer="raw",
+        datadir=str((settings.home / "worker").resolve()),
+    )
+    sources = app.topic(*(change_topic(prefix, db, d.table) for d in sync_datasets()),
+                        key_type=bytes, value_type=bytes, partitions=PARTITIONS)
+    commands = app.topic(commands_topic(prefix), key_type=bytes, value_type=bytes, partitions=PARTITIONS)
+    dlq = app.topic(dead_letter_topic(prefix), key_type=bytes, value_type=bytes, partitions=PARTITIONS)
+    notes = app.topic(notifications_topic(prefix), key_type=bytes, value_type=bytes, partitions=PARTITIONS)
+    fan_db, apply_db = Database(settings), Database(settings)
+
+    async def dead_letter(topic: str, key, value, reason: str) -> None:
+        log.warning("dead letter from %s: %s", topic, reason)  # the reason never quotes row values
+        fut = await dlq.send(key=key, value=value if value is not None else b"",
+                             headers={"reason": reason.encode(), "topic": topic.encode()})
+        await fut
+
+    @app.agent(sources)
+    async def sync_fanout(stream):
+        try:
+            async for event in stream.events():
+                topic, key, value = event.message.topic, event.key, event.value
+                if value is None or value == b"":
+                    continue  # tombstone
+                try:
+                    change = ChangeEvent.from_debezium(value)
+                except DataError as exc:
+                    await dead_letter(topic, key, value, str(exc))
+                    continue
+                try:
+                    cmds, account = await fan_db.run(fanout_plan, change)
+                except (KeyError, ValueError, TypeError) as exc:
+                    await dead_letter(topic, key, value, f"cannot route the event: {type(exc).__name__}: {exc}")
+                    continue
+                for cmd in cmds:
+                    fut = await commands.send(key=str(cmd.target_customer).encode(), value=cmd.to_json())
+                    await fut  # acknowledged before the source offset may be committed
+                if cmds:
+                    message = await fan_db.run(record_pending, account, change, len(cmds))
+                    await notes.send(key=dumps({"account_id": account}), value=dumps(
+                        {"event": "sync_pending", "account_id": account, "message": message,
+                         "table": change.table, "targets": [c.target_customer for c in cmds]}))
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # noqa: BLE001
+            _fatal(exc)
+
+    @app.agent(commands)
+    async def sync_apply(stream):
+        try:
+            async for key, value in stream.items():
+                try:
+                    cmd = SyncCommand.from_json(value)
+                except (ValueError, TypeError) as exc:
+                    await dead_letter(commands_topic(prefix), key, value, f"malformed sync command: {exc}")
+                    continue
+                started = time.monotonic()
+                outcome = await apply_db.run(apply_command, cmd)
+                log.info("sync %s -> customer %d (%s): %s in %.0f ms", cmd.table, cmd.target_customer,
+                         cmd.mode, outcome, (time.monotonic() - started) * 1000)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # noqa: BLE001
+            _fatal(exc)
+
+    app.snapsync_agents = (sync_fanout, sync_apply)  # keep references
+    return app
+
+
+def prepare(settings: Settings) -> None:
+    """Control tables and topics (with the partition counts the agents declare)."""
+    from connectors.kafka import ensure_topics
+
+    from sinks.delivery import private_dir
+
+    private_dir(settings.home.resolve() / "worker")  # faust's datadir; it creates only the last level
+    with connect(settings.db) as conn:
+        ensure_control_tables(conn)
+    prefix, db = settings.topic_prefix, settings.db.database
+    ensure_topics(settings.kafka_bootstrap,
+                  [*(change_topic(prefix, db, d.table) for d in sync_datasets()), commands_topic(prefix),
+                   dead_letter_topic(prefix), notifications_topic(prefix)], PARTITIONS)
+
+
+def run_worker(settings: Settings) -> None:
+    prepare(settings)
+    app = build_app(settings)
+    worker = faust.Worker(app, loglevel="INFO", quiet=True)
+    worker.execute_from_commandline()
