@@ -297,3 +297,45 @@ def test_initial_copy_is_set_based_and_undoable(env):
 
         undo(conn, audit_id)
     assert q(s, "SELECT * FROM revenue_code WHERE customer_id = 5 ORDER BY id") == before
+
+
+def test_poison_events_go_to_the_dead_letter_topic_and_sync_goes_on(env):
+    from confluent_kafka import Consumer, TopicPartition
+
+    from connectors.kafka import producer
+    from schemas.events import change_topic, dead_letter_topic
+    from tests.kafka_helpers import read_topic
+
+    s, _log, _w = env
+    g = sync_groups.add_group(s, 1, (3,), ("referring_providers",), "override")
+    try:
+        topic = change_topic(s.topic_prefix, s.db.database, "referring_provider")
+        p = producer(s.kafka_bootstrap)
+        p.produce(topic, key=b'{"id":1}', value=b"\x00garbage that is not JSON")
+        p.produce(topic, key=b'{"id":2}', value=(Path(__file__).parent.parent / "fixtures" / "bad_events"
+                                                 / "unknown_op.json").read_bytes())
+        p.flush(10)
+        npi = q(s, "SELECT npi FROM referring_provider WHERE customer_id = 1 ORDER BY id LIMIT 1")[0][0]
+        q(s, "UPDATE referring_provider SET last_name = 'After poison' WHERE customer_id = 1 AND npi = %s", (npi,))
+        wait_until(lambda: (item(s, "referring_provider", 3, {"npi": npi}) or {}).get("last_name") == "After poison",
+                   what="a good event after the poison ones")
+        c = Consumer({"bootstrap.servers": s.kafka_bootstrap, "group.id": f"dlq-{time.monotonic_ns()}",
+                      "auto.offset.reset": "earliest"})
+        dlq = dead_letter_topic(s.topic_prefix)
+        md = c.list_topics(dlq, timeout=10).topics[dlq]
+        c.assign([TopicPartition(dlq, part, 0) for part in md.partitions])
+        reasons = []
+        deadline = time.monotonic() + 20
+        while len(reasons) < 2 and time.monotonic() < deadline:
+            for m in c.consume(100, 0.5):
+                if not m.error():
+                    reasons.append(dict(m.headers() or [])[ "reason"].decode())
+        c.close()
+        assert any(r.startswith("value is not JSON") for r in reasons), reasons
+        assert any(r.startswith("unknown op 'x'") for r in reasons), reasons
+        # and the account was told its edit would be synchronized
+        notes = q(s, "SELECT message FROM snapsync_notification WHERE kind = 'sync_pending' ORDER BY 1 DESC")
+        assert any("Referring" in n[0] and "will be synchronized to 1 customer(s)" in n[0] for n in notes)
+        assert read_topic(s.kafka_bootstrap, f"{s.topic_prefix}.notifications")
+    finally:
+        sync_groups.delete_group(s, g.group_id)
