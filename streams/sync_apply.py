@@ -23,6 +23,8 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import pymysql
+
 from schemas.catalog import DataSet, dataset
 from schemas.control import utcnow
 from schemas.events import ChangeEvent, dumps, to_mysql_text
@@ -90,9 +92,14 @@ def apply_command(conn, cmd: SyncCommand, *, mark_echo: bool | None = None) -> s
     ``created``, ``overridden``, ``unchanged``, ``exists`` (create-only) or ``duplicate``."""
     ds = dataset(cmd.table)
     cur = conn.cursor()
+    # READ COMMITTED: no gap locks, so commands for different targets applied side by side
+    # do not deadlock; one target's commands are applied one after another anyway.
+    cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
     try:
-        cur.execute("SELECT 1 FROM snapsync_sync_applied WHERE command_id = %s FOR UPDATE", (cmd.command_id,))
-        if cur.fetchone():
+        try:  # claim the command first: a redelivered command stops here
+            cur.execute("INSERT INTO snapsync_sync_applied (command_id, applied_at) VALUES (%s, %s)",
+                        (cmd.command_id, utcnow()))
+        except pymysql.err.IntegrityError:
             conn.rollback()
             return "duplicate"
         new = _texts(ds, cmd.values)
@@ -140,8 +147,6 @@ def apply_command(conn, cmd: SyncCommand, *, mark_echo: bool | None = None) -> s
                         (audit_id, ds.table, cmd.target_customer, row_id,
                          json.dumps(dict(zip(ds.natural_key, nk))),
                          None if before is None else json.dumps(_texts(ds, before))))
-        cur.execute("INSERT INTO snapsync_sync_applied (command_id, applied_at) VALUES (%s, %s)",
-                    (cmd.command_id, utcnow()))
         conn.commit()
         return outcome
     except BaseException:
@@ -162,6 +167,9 @@ def initial_copy(conn, group_id: int, source: int, target: int, tables: list[Dat
     """The bulk copy of a new group or target (the old "Data Copy"): set-based SQL, one
     transaction per table, before-images kept for undo under one audit record each."""
     counts = {}
+    cur = conn.cursor()
+    cur.execute("SELECT @@innodb_autoinc_lock_mode")
+    consecutive = int(cur.fetchone()[0]) in (0, 1)
     for ds in tables:
         cur = conn.cursor()
         cols = copy_columns(ds)
@@ -176,10 +184,6 @@ def initial_copy(conn, group_id: int, source: int, target: int, tables: list[Dat
                                 who="snapsync-sync")
         missing = (f"FROM `{ds.table}` s WHERE s.customer_id = %s AND NOT EXISTS "
                    f"(SELECT 1 FROM `{ds.table}` x WHERE x.customer_id = %s AND {match})")
-        cur.execute(f"INSERT INTO snapsync_sync_before (audit_id, table_name, target_customer, row_id, natural_key, "
-                    f"before_json) SELECT %s, %s, %s, NULL, {nk_json}, NULL {missing}",
-                    (audit_id, ds.table, target, source, target))
-        created = cur.rowcount
         changed = 0
         if mode == "override":
             all_cols = "JSON_OBJECT(" + ", ".join(f"'{c}', CAST(x.`{c}` AS CHAR)" for c in ds.column_names) + ")"
@@ -190,13 +194,26 @@ def initial_copy(conn, group_id: int, source: int, target: int, tables: list[Dat
                 f"JOIN `{ds.table}` s ON s.customer_id = %s AND {match} WHERE x.customer_id = %s AND ({differs})",
                 (audit_id, ds.table, target, source, target))
             changed = cur.rowcount
-            updates = ", ".join(f"`{c}` = VALUES(`{c}`)" for c in cols if c not in ds.natural_key)
-            cur.execute(f"INSERT INTO `{ds.table}` (`customer_id`, {collist}) SELECT %s, {src_cols} "
-                        f"FROM `{ds.table}` s WHERE s.customer_id = %s ON DUPLICATE KEY UPDATE {updates}",
-                        (target, source))
-        else:
-            cur.execute(f"INSERT INTO `{ds.table}` (`customer_id`, {collist}) SELECT %s, {src_cols} {missing}",
-                        (target, source, target))
+        if not consecutive:
+            # Interleaved AUTO_INCREMENT (mode 2, MySQL 8's default): record each created key.
+            cur.execute(f"INSERT INTO snapsync_sync_before (audit_id, table_name, target_customer, row_id, "
+                        f"natural_key, before_json) SELECT %s, %s, %s, NULL, {nk_json}, NULL {missing}",
+                        (audit_id, ds.table, target, source, target))
+        # Created rows: with innodb_autoinc_lock_mode 0 or 1 one INSERT ... SELECT holds the
+        # AUTO-INC lock for the statement and gets consecutive ids: undo needs only the range.
+        cur.execute(f"INSERT INTO `{ds.table}` (`customer_id`, {collist}) SELECT %s, {src_cols} {missing}",
+                    (target, source, target))
+        created = cur.rowcount
+        if created and consecutive:
+            cur.execute("SELECT LAST_INSERT_ID()")
+            first = cur.fetchone()[0]
+            cur.execute("INSERT INTO snapsync_sync_before (audit_id, table_name, target_customer, row_id, "
+                        "natural_key, before_json) VALUES (%s, %s, %s, %s, %s, NULL)",
+                        (audit_id, ds.table, target, first, json.dumps({"__created_ids__": created})))
+        if mode == "override" and changed:
+            updates = ", ".join(f"x.`{c}` = s.`{c}`" for c in cols if c not in ds.natural_key)
+            cur.execute(f"UPDATE `{ds.table}` x JOIN `{ds.table}` s ON s.customer_id = %s AND {match} "
+                        f"SET {updates} WHERE x.customer_id = %s", (source, target))
         conn.commit()
         counts[ds.table] = {"created": created, "overridden": changed}
     return counts
@@ -218,7 +235,10 @@ def undo(conn, audit_id: int) -> int:
     for table, target, row_id, nk_json, before_json in rows:
         ds = dataset(table)
         nk = json.loads(nk_json)
-        if before_json is None:
+        if before_json is None and "__created_ids__" in nk:  # a bulk copy's created range
+            cur.execute(f"DELETE FROM `{table}` WHERE customer_id = %s AND id BETWEEN %s AND %s",
+                        (target, row_id, row_id + nk["__created_ids__"] - 1))
+        elif before_json is None:
             cur.execute(f"DELETE FROM `{table}` WHERE customer_id = %s AND {_where_nk(ds)}",
                         (target, *(nk[c] for c in ds.natural_key)))
         else:
