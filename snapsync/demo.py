@@ -70,5 +70,54 @@ def run_demo(home: Path, say: Callable[[str], None], customers: int = 3, scale: 
     say(f"4. delivered a full .DAT snapshot of {result.rows:,} rows for customers {customers}: "
         f"{home.resolve() / 'deliveries' / 'demo' / 'current'}")
     summary["package"] = str(result.path)
+
+    # 5. Data Sync: customer 1's codes follow into customer 2 (override), through capture,
+    #    the broker and the worker.
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from streams import sync_groups
+
+    sync_groups.set_service(settings, 1, True)
+    for g in sync_groups.load_groups_for(settings, 1):
+        sync_groups.delete_group(settings, g.group_id)
+    group = sync_groups.add_group(settings, customers[0], tuple(customers[1:2]), ("codes",), "override")
+    cap = Capture(settings, connector="demo", heartbeat_interval=0.2, commit_interval=0.2)
+    cap_thread = threading.Thread(target=lambda: cap.run(install_signals=False), daemon=True)
+    cap_thread.start()
+    log = (home / "demo-worker.log").resolve()
+    env = {**os.environ, "SNAPSYNC_DATABASE_URL": st.database_url, "SNAPSYNC_KAFKA_BOOTSTRAP": st.kafka_bootstrap,
+           "SNAPSYNC_HOME": str(home)}
+    worker = subprocess.Popen([str(Path(sys.executable).with_name("snapsync")), "worker"], env=env,
+                              stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+    try:
+        _wait(lambda: b"Worker]: Ready" in log.read_bytes() or worker.poll() is not None, 120)
+        with connect(settings.db, autocommit=True) as conn:
+            cur = conn.cursor()
+            cur.execute("SELECT code FROM cpt_code WHERE customer_id = %s ORDER BY id LIMIT 1", (customers[0],))
+            code = cur.fetchone()[0]
+            cur.execute("UPDATE cpt_code SET description = 'Office visit, established (demo edit)' "
+                        "WHERE customer_id = %s AND code = %s", (customers[0], code))
+
+            def arrived() -> bool:
+                cur.execute("SELECT description FROM cpt_code WHERE customer_id = %s AND code = %s",
+                            (customers[1], code))
+                return cur.fetchone()[0] == "Office visit, established (demo edit)"
+
+            _wait(arrived, 60)
+        say(f"5. Data Sync group {group.group_id}: an edit of procedure code {code} in customer {customers[0]} "
+            f"appeared in customer {customers[1]} (worker log: {log})")
+        summary["synced_code"] = code
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        cap.stop_event.set()
+        cap_thread.join(30)
     say(f"stop the local stack with `snapsync local down` (data stays in {stack.root})")
     return summary

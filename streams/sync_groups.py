@@ -48,6 +48,12 @@ def load_groups(conn, account_id: int | None = None) -> list[SyncGroup]:
     return groups
 
 
+def load_groups_for(settings: Settings, account_id: int) -> list[SyncGroup]:
+    with connect(settings.db) as conn:
+        ensure_control_tables(conn)
+        return load_groups(conn, account_id)
+
+
 def validate(conn, group: SyncGroup) -> None:
     """The checks that need the database: customers, accounts, conflicting sources.
 
