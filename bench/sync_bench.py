@@ -13,7 +13,6 @@ Run: ``.venv/bin/python -m bench.sync_bench``.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -26,7 +25,7 @@ from schemas.catalog import dataset
 from schemas.config import load_settings
 from snapsync.control import ensure_control_tables
 from snapsync.db import connect, ensure_database
-from snapsync.local import LocalStack
+from snapsync.local import LocalStack, stop_pid
 from snapsync.seed import seed
 from streams import sync_groups
 from streams.sync_apply import copy_columns, initial_copy
@@ -82,11 +81,7 @@ def main() -> None:
                     latencies.append((time.perf_counter() - t0) * 1000)
                 time.sleep(0.2)
     finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(15)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        stop_pid(worker.pid, grace=15)
         cap.stop_event.set()
         th.join(30)
     sync_groups.delete_group(s, g.group_id)

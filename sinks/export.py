@@ -65,11 +65,10 @@ def validate_customers(settings: Settings, customers: list[int]) -> int:
         raise ConfigError("no customers selected: give at least one customer id (--customers 1,2)")
     if len(set(customers)) != len(customers):
         raise ConfigError("a customer is selected twice: list each customer once")
+    from snapsync.control import customer_accounts
+
     with connect(settings.db) as conn:
-        cur = conn.cursor()
-        cur.execute("SELECT customer_id, account_id FROM customer WHERE customer_id IN ("
-                    + ",".join(["%s"] * len(customers)) + ")", customers)
-        found = dict(cur.fetchall())
+        found = customer_accounts(conn, customers)
     unknown = sorted(set(customers) - set(found))
     if unknown:
         raise ConfigError(f"unknown customer(s) {', '.join(map(str, unknown))}: pick existing customer ids")

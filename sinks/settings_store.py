@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from schemas.config import Settings
 from schemas.control import SnapshotSettings, utcnow
 from schemas.errors import ConfigError
-from snapsync.control import actor, ensure_control_tables, record_audit
+from snapsync.control import actor, customer_accounts, ensure_control_tables, record_audit
 from snapsync.db import connect
 
 
@@ -31,9 +31,7 @@ def check_customers(conn, account_id: int, customers: tuple[int, ...]) -> None:
     cur.execute("SELECT account_id FROM account WHERE account_id = %s", (account_id,))
     if cur.fetchone() is None:
         raise ConfigError(f"unknown account {account_id}: give an existing account id")
-    cur.execute("SELECT customer_id, account_id FROM customer WHERE customer_id IN ("
-                + ",".join(["%s"] * len(customers)) + ")", customers)
-    found = dict(cur.fetchall())
+    found = customer_accounts(conn, customers)
     problems = []
     unknown = [c for c in customers if c not in found]
     if unknown:

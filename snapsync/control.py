@@ -66,3 +66,14 @@ def audit_rows(conn, *, account_id: int | None = None, entity: str | None = None
                     "detail": json.loads(r[9]) if r[9] else None})
     conn.commit()
     return out
+
+
+def customer_accounts(conn, customers) -> dict[int, int]:
+    """``{customer_id: account_id}`` for those of ``customers`` that exist."""
+    customers = list(customers)
+    if not customers:
+        return {}
+    cur = conn.cursor()
+    cur.execute("SELECT customer_id, account_id FROM customer WHERE customer_id IN ("
+                + ",".join(["%s"] * len(customers)) + ")", customers)
+    return dict(cur.fetchall())

@@ -11,7 +11,7 @@ from typing import Callable
 
 from schemas.config import load_settings
 from snapsync.db import connect, ensure_database
-from snapsync.local import LocalStack
+from snapsync.local import LocalStack, stop_pid
 from snapsync.seed import seed
 
 
@@ -74,7 +74,6 @@ def run_demo(home: Path, say: Callable[[str], None], customers: int = 3, scale: 
     # 5. Data Sync: customer 1's codes follow into customer 2 (override), through capture,
     #    the broker and the worker.
     import os
-    import signal
     import subprocess
     import sys
     from pathlib import Path
@@ -112,11 +111,7 @@ def run_demo(home: Path, say: Callable[[str], None], customers: int = 3, scale: 
             f"appeared in customer {customers[1]} (worker log: {log})")
         summary["synced_code"] = code
     finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        stop_pid(worker.pid, grace=20)
         cap.stop_event.set()
         cap_thread.join(30)
     say(f"stop the local stack with `snapsync local down` (data stays in {stack.root})")

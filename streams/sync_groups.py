@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from schemas.config import Settings
 from schemas.control import CLI_CATEGORIES, SyncGroup, utcnow
 from schemas.errors import ConfigError
-from snapsync.control import ensure_control_tables, record_audit
+from snapsync.control import customer_accounts, ensure_control_tables, record_audit
 from snapsync.db import connect
 
 
@@ -60,11 +60,8 @@ def validate(conn, group: SyncGroup) -> None:
     Raises:
         ConfigError: every problem found, each with what to do.
     """
-    cur = conn.cursor()
     customers = (group.source_customer, *group.targets)
-    cur.execute("SELECT customer_id, account_id FROM customer WHERE customer_id IN ("
-                + ",".join(["%s"] * len(customers)) + ")", customers)
-    found = dict(cur.fetchall())
+    found = customer_accounts(conn, customers)
     problems = []
     unknown = [c for c in customers if c not in found]
     if unknown:
