@@ -14,7 +14,7 @@ from typing import Literal
 from schemas.catalog import DataSet
 from sinks import sql_format
 from sinks.dat_format import header_line
-from sinks.delivery import FILE_MODE, fsync_path, open_private, private_dir
+from sinks.delivery import FILE_MODE, open_private, private_dir
 
 Format = Literal["dat", "mysql"]
 Container = Literal["folder", "zip"]
@@ -35,9 +35,7 @@ class _HashingFile:
         self.bytes += len(data)
 
     def close(self) -> None:
-        self.f.flush()
-        os.fsync(self.f.fileno())
-        self.f.close()
+        self.f.close()  # made durable by Delivery.commit, before the delivery becomes current
 
 
 @dataclass
@@ -142,7 +140,6 @@ class PackageWriter:
         with os.fdopen(fd, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as z:
             for p in sorted(self.folder.iterdir()):
                 z.write(p, p.name)
-        fsync_path(archive)
         for p in self.folder.iterdir():
             p.unlink()
         self.folder.rmdir()

@@ -117,11 +117,11 @@ def env(base_settings, tmp_path_factory):
     log = tmp_path_factory.mktemp("sync") / "worker.log"
     sync_groups.set_service(s, 1, True)
     with CaptureThread(s, "datasync"):
-        worker = start_worker(s, log)
+        workers = [start_worker(s, log)]
         try:
-            yield s, log, [worker]
+            yield s, log, workers  # a test may replace the worker (kill -9 and restart)
         finally:
-            for w in ([worker] if isinstance(worker, subprocess.Popen) else []):
+            for w in workers:
                 stop(w)
 
 
