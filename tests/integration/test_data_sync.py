@@ -144,7 +144,14 @@ def test_bad_groups_are_refused(env):
     g = sync_groups.add_group(s, 3, (5,), ("payers",))
     with pytest.raises(ConfigError, match="already receives payers from customer 3"):
         sync_groups.add_group(s, 1, (5,), ("payers", "codes"))
+    sync_groups.edit_group(s, g.group_id, mode="override")
     sync_groups.delete_group(s, g.group_id)
+    # every change of a group is in the audit history, with before and after
+    rows = q(s, "SELECT action, JSON_VALUE(before_json, '$.mode'), JSON_VALUE(after_json, '$.mode') "
+                "FROM snapsync_audit WHERE entity = 'sync_group' AND entity_id = %s ORDER BY audit_id",
+             (str(g.group_id),))
+    assert rows == (("create", None, "create-only"), ("update", "create-only", "override"),
+                    ("delete", "override", None))
 
 
 def test_create_only_and_override_on_every_category_and_nothing_else_moves(env):
