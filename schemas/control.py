@@ -120,6 +120,30 @@ SYNC_DDL: tuple[str, ...] = (
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
 )
 
+DELTA_DDL: tuple[str, ...] = (
+    # The deltas agent's durable staging: per customer and window, the newest image (or the
+    # delete) of every changed row of the incremental data sets.
+    """CREATE TABLE IF NOT EXISTS `snapsync_delta` (
+  `customer_id` INT UNSIGNED NOT NULL,
+  `table_name` VARCHAR(64) NOT NULL,
+  `pk` VARCHAR(255) NOT NULL,
+  `window_cutoff` DATETIME NOT NULL,
+  `op` CHAR(1) NOT NULL,
+  `image` JSON NULL,
+  `src_order` DECIMAL(38,0) NOT NULL,
+  `source_ts_ms` BIGINT NOT NULL,
+  PRIMARY KEY (`customer_id`, `table_name`, `pk`, `window_cutoff`),
+  KEY `ix_window` (`window_cutoff`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
+    """CREATE TABLE IF NOT EXISTS `snapsync_delta_progress` (
+  `topic` VARCHAR(255) NOT NULL,
+  `partition_id` INT UNSIGNED NOT NULL,
+  `next_offset` BIGINT UNSIGNED NOT NULL,
+  `updated_at` DATETIME(6) NOT NULL,
+  PRIMARY KEY (`topic`, `partition_id`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
+)
+
 SyncMode = Literal["create-only", "override"]
 CLI_CATEGORIES = {"codes": "codes", "facilities": "facilities", "referring-providers": "referring_providers",
                   "payers": "payers"}

@@ -7,12 +7,12 @@ import json
 import os
 from typing import Any
 
-from schemas.control import CONTROL_DDL, SYNC_DDL, utcnow
+from schemas.control import CONTROL_DDL, DELTA_DDL, SYNC_DDL, utcnow
 
 
 def ensure_control_tables(conn) -> None:
     cur = conn.cursor()
-    for ddl in (*CONTROL_DDL, *SYNC_DDL):
+    for ddl in (*CONTROL_DDL, *SYNC_DDL, *DELTA_DDL):
         cur.execute(ddl)
     conn.commit()
 

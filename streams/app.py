@@ -1,4 +1,5 @@
-"""The faust-streaming worker (``snapsync worker``): Data Sync agents.
+"""The faust-streaming worker (``snapsync worker``): Data Sync agents and the deltas agent
+(``streams/deltas.py``: per-customer, per-window staging of the incremental data sets).
 
 * ``sync_fanout`` consumes the change topics of the sync data sets. An insert or update of
   a sync-from customer's item becomes one command per sync-to customer on
@@ -27,13 +28,14 @@ import time
 import faust
 import pymysql
 
-from schemas.catalog import sync_datasets
+from schemas.catalog import incremental_datasets, sync_datasets
 from schemas.config import Settings
 from schemas.errors import DataError
 from schemas.events import ChangeEvent, change_topic, dead_letter_topic, dumps
 from snapsync.control import ensure_control_tables, notify
 from snapsync.db import connect
 from streams import sync_groups
+from streams.deltas import delta_row, stage
 from streams.sync_apply import SyncCommand, apply_command, plan_commands, take_echo
 
 log = logging.getLogger("snapsync.worker")
@@ -63,6 +65,7 @@ def _short_fetch_wait() -> None:
     aiokafka.AIOKafkaConsumer = ShortWaitConsumer
 APPLY_BATCH = 500
 APPLY_CONNECTIONS = 8
+DELTA_BATCH = 2000
 
 
 def commands_topic(prefix: str) -> str:
@@ -235,7 +238,36 @@ def build_app(settings: Settings) -> faust.App:
         except BaseException as exc:  # noqa: BLE001
             _fatal(exc)
 
-    app.snapsync_agents = (sync_fanout, sync_apply)  # keep references
+    deltas_db = Database(settings)
+    delta_sources = app.topic(*(change_topic(prefix, db, d.table) for d in incremental_datasets()),
+                              key_type=bytes, value_type=bytes, partitions=PARTITIONS)
+
+    @app.agent(delta_sources)
+    async def deltas(stream):
+        # Batches: one staging transaction per batch, with the offsets it covers.
+        try:
+            async for events in stream.take_events(DELTA_BATCH, within=0.2):
+                rows, progress = [], {}
+                for event in events:
+                    msg = event.message
+                    key = (msg.topic, msg.partition)
+                    progress[key] = max(progress.get(key, 0), msg.offset + 1)
+                    if event.value is None or event.value == b"":
+                        continue  # tombstone
+                    try:
+                        row = delta_row(ChangeEvent.from_debezium(event.value))
+                    except (DataError, KeyError, ValueError, TypeError) as exc:
+                        await dead_letter(msg.topic, event.key, event.value, f"cannot stage the event: {exc}")
+                        continue
+                    if row is not None:
+                        rows.append(row)
+                await deltas_db.run(stage, rows, progress)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # noqa: BLE001
+            _fatal(exc)
+
+    app.snapsync_agents = (sync_fanout, sync_apply, deltas)  # keep references
     return app
 
 
@@ -250,7 +282,8 @@ def prepare(settings: Settings) -> None:
         ensure_control_tables(conn)
     prefix, db = settings.topic_prefix, settings.db.database
     ensure_topics(settings.kafka_bootstrap,
-                  [*(change_topic(prefix, db, d.table) for d in sync_datasets()), commands_topic(prefix),
+                  [*(change_topic(prefix, db, d.table) for d in (*sync_datasets(), *incremental_datasets())),
+                   commands_topic(prefix),
                    dead_letter_topic(prefix), notifications_topic(prefix)], PARTITIONS)
 
 

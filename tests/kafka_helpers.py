@@ -31,8 +31,7 @@ def read_topic(bootstrap: str, topic: str, timeout: float = 30.0) -> list[tuple[
             for m in c.consume(5000, 0.5):
                 if m.error():
                     continue
-                v = m.value()
-                out.append((m.key(), None if v is None else json.loads(v), m.partition(), m.offset()))
+                out.append((m.key(), _decode(m.value()), m.partition(), m.offset()))
                 if m.offset() + 1 >= want[m.partition()]:
                     done[m.partition()] = True
         if not all(done.values()):
@@ -40,6 +39,16 @@ def read_topic(bootstrap: str, topic: str, timeout: float = 30.0) -> list[tuple[
         return out
     finally:
         c.close()
+
+
+def _decode(v: bytes | None) -> Any:
+    """JSON values decoded; anything else (a dead letter's original bytes) kept raw."""
+    if v is None:
+        return None
+    try:
+        return json.loads(v)
+    except ValueError:
+        return v
 
 
 def final_state(messages) -> dict[bytes, Any]:

@@ -41,3 +41,17 @@ def test_parse_instant_and_local_day():
     assert local_day(dt.datetime(2026, 11, 1, 3, 59, tzinfo=UTC)) == dt.date(2026, 10, 31)
     with pytest.raises(ValueError, match="not an ISO"):
         parse_instant("yesterday")
+
+
+def test_delta_windows_close_at_new_york_midnight_across_dst():
+    from streams.deltas import window_cutoff
+
+    def ms(text):
+        return int(parse_instant(text).timestamp() * 1000)
+
+    # a change at 23:59:59 on 2026-03-07 belongs to the window closed by 2026-03-08 00:00 EST
+    assert window_cutoff(ms("2026-03-07T23:59:59")) == dt.datetime(2026, 3, 8, 5, 0)
+    assert window_cutoff(ms("2026-03-08T00:00:00")) == dt.datetime(2026, 3, 8, 5, 0)  # at the cutoff: in
+    assert window_cutoff(ms("2026-03-08T00:00:01")) == dt.datetime(2026, 3, 9, 4, 0)  # the 23-hour day
+    assert window_cutoff(ms("2026-11-01T01:30:00")) == dt.datetime(2026, 11, 2, 5, 0)  # the 25-hour day
+    assert window_cutoff(ms("2026-10-31T23:00:00")) == dt.datetime(2026, 11, 1, 4, 0)
