@@ -135,6 +135,15 @@ DELTA_DDL: tuple[str, ...] = (
   PRIMARY KEY (`customer_id`, `table_name`, `pk`, `window_cutoff`),
   KEY `ix_window` (`window_cutoff`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
+    # What each delivery target (a delivery folder) last received, per customer.
+    """CREATE TABLE IF NOT EXISTS `snapsync_incremental_state` (
+  `delivery_key` VARCHAR(255) NOT NULL,
+  `customer_id` INT UNSIGNED NOT NULL,
+  `last_cutoff` DATETIME NOT NULL,
+  `covered_order` DECIMAL(38,0) NOT NULL,
+  `updated_at` DATETIME(6) NOT NULL,
+  PRIMARY KEY (`delivery_key`, `customer_id`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
     """CREATE TABLE IF NOT EXISTS `snapsync_delta_progress` (
   `topic` VARCHAR(255) NOT NULL,
   `partition_id` INT UNSIGNED NOT NULL,

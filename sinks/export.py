@@ -15,6 +15,7 @@ from typing import Literal
 from schemas.catalog import DATASETS, DataSet
 from schemas.config import Settings
 from schemas.errors import ConfigError
+from sinks import incremental as inc
 from sinks.dat_format import dat_line_expr
 from sinks.delivery import Delivery
 from sinks.package import Container, Format, PackageWriter
@@ -35,7 +36,9 @@ class ExportRequest:
     format: Format = "dat"
     packaging: Packaging = "per-customer"
     container: Container = "folder"
-    kind: Literal["full"] = "full"
+    kind: Literal["full", "incremental"] = "full"
+    cutoff: dt.datetime | None = None  # incremental: the window's end (naive UTC)
+    watermark_timeout: float = 300.0  # incremental: how long to wait for the pipeline
     sample_rows: int | None = None  # the "Download Sample": first N rows of each data set
     keep: int = 1
     server_side: bool = True  # let a same-host server write the rows itself (sinks/server_side.py)
@@ -84,16 +87,32 @@ def package_name(packaging: Packaging, customer: int | None) -> str:
     return "combined" if packaging == "combined" else f"customer-{customer}"
 
 
-def plan_queries(req: ExportRequest, datasets: tuple[DataSet, ...] = DATASETS) -> list[tuple[Query, str, DataSet]]:
-    """(query, package name, data set) for every section of the export."""
+def package_groups(req: ExportRequest) -> list[tuple[str, list[int]]]:
+    """(package name, its customers)."""
+    if req.packaging == "combined":
+        return [(package_name("combined", None), list(req.customers))]
+    return [(package_name("per-customer", c), [c]) for c in req.customers]
+
+
+def plan_queries(req: ExportRequest, datasets: tuple[DataSet, ...] = DATASETS,
+                 first: list[int] | None = None) -> list[tuple[Query, str, DataSet]]:
+    """(query, package name, data set) for every section of the export. ``first``: for an
+    incremental export, the customers whose incremental data sets go in full (as upserts);
+    the others' come from the staged deltas, not from a query."""
     out = []
-    groups = [(package_name("combined", None), req.customers)] if req.packaging == "combined" else [
-        (package_name("per-customer", c), [c]) for c in req.customers]
-    for pkg, customers in groups:
-        where = (f"`customer_id` = {int(customers[0])}" if len(customers) == 1
-                 else "`customer_id` IN (" + ",".join(str(int(c)) for c in customers) + ")")
+    for pkg, members in package_groups(req):
         for ds in datasets:
+            customers = members
+            changes = req.kind == "incremental" and ds.incremental
+            if changes:
+                customers = [c for c in members if c in (first or [])]
+                if not customers:
+                    continue
+            where = (f"`customer_id` = {int(customers[0])}" if len(customers) == 1
+                     else "`customer_id` IN (" + ",".join(str(int(c)) for c in customers) + ")")
             expr = dat_line_expr(ds.columns) if req.format == "dat" else sql_tuple_expr(ds.columns)
+            if changes and req.format == "dat":
+                expr = f"CONCAT('U\\t',{expr})"
             order = ", ".join(f"`{c}`" for c in ds.primary_key)
             out.append((Query(f"{pkg}/{ds.table}", ds.table, expr, where, order, req.sample_rows), pkg, ds))
     return out
@@ -109,10 +128,23 @@ def export_snapshot(settings: Settings, req: ExportRequest, out: Path, *,
     """
     account = validate_customers(settings, req.customers)
     started = time.monotonic()
+    incremental = req.kind == "incremental"
+    first: list[int] = []
+    changes: dict[str, inc.Changes] = {}
+    if incremental:
+        if req.cutoff is None:
+            raise ConfigError("an incremental snapshot needs its cutoff: give --cutoff (e.g. 2026-03-08T00:00)")
+        covered = inc.covered_order(inc.wait_for_watermark(settings, req.cutoff, req.watermark_timeout))
+        key = inc.delivery_key(out)
+        with connect(settings.db) as conn:
+            done = inc.delivered_customers(conn, key, req.cutoff)
+            first = [c for c in req.customers if c not in done]
+            for pkg, members in package_groups(req):
+                changes[pkg] = inc.staged_changes(conn, {c: done[c] for c in members if c in done}, req.cutoff)
     created = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
     kind = "sample" if req.sample_rows is not None else req.kind
     delivery = Delivery(out, f"{created:%Y%m%dT%H%M%SZ}-{kind}-{req.format}", keep=req.keep)
-    sections = plan_queries(req)
+    sections = plan_queries(req, first=first)
     writers: dict[str, PackageWriter] = {}
     customers_of = {package_name("per-customer", c): [c] for c in req.customers}
     customers_of["combined"] = list(req.customers)
@@ -136,7 +168,9 @@ def export_snapshot(settings: Settings, req: ExportRequest, out: Path, *,
             if w is None:
                 w = writers[pkg] = PackageWriter(delivery.staging / pkg, pkg, req.format, customers_of[pkg])
             if ds.table not in w.entries:
-                w.begin(ds)
+                w.begin(ds, changes=incremental and ds.incremental)
+                if incremental and ds.incremental:
+                    _write_changes(w, ds, changes[pkg])
             if tag == "data":
                 rows += w.write_lines(ds, data)
             else:
@@ -144,9 +178,21 @@ def export_snapshot(settings: Settings, req: ExportRequest, out: Path, *,
                 if progress:
                     progress(i + 1, len(sections), rows)
         assert point is not None, "the export stream carried no snapshot position"
+        if incremental:  # data sets whose only content is the staged changes
+            for pkg, members in package_groups(req):
+                w = writers.get(pkg) or writers.setdefault(
+                    pkg, PackageWriter(delivery.staging / pkg, pkg, req.format, customers_of[pkg]))
+                for ds in DATASETS:
+                    if ds.incremental and ds.table not in w.entries:
+                        w.begin(ds, changes=True)
+                        _write_changes(w, ds, changes[pkg])
+                        w.end(ds)
         meta = {
             "snapsync_version": "0.1.0",
             "kind": kind,
+            **({"cutoff_utc": req.cutoff.isoformat() + "Z",
+                "incremental_data_sets": [d.table for d in DATASETS if d.incremental],
+                "op_column": "_op (U: upsert, D: delete by primary key)"} if incremental else {}),
             "packaging": req.packaging,
             "account_id": account,
             "as_of_utc": point.server_time_utc.replace(" ", "T") + "Z",
@@ -154,14 +200,36 @@ def export_snapshot(settings: Settings, req: ExportRequest, out: Path, *,
             "created_utc": created.isoformat().replace("+00:00", "Z"),
             "source_position": {"file": point.file, "pos": point.pos, "gtid": point.gtid},
         }
-        manifests = [w.finish(meta, req.container) for w in writers.values()]
+        manifests = [w.finish({**meta, **({"full_for_customers": [c for c in first if c in w.customers]}
+                                          if incremental else {})}, req.container) for w in writers.values()]
         path = delivery.commit()
+        if incremental:
+            with connect(settings.db) as conn:
+                inc.record_delivered(conn, inc.delivery_key(out), req.customers, req.cutoff, covered)
     except BaseException:
         delivery.abort()
         raise
     result = ExportResult(path, manifests, point, rows, time.monotonic() - started)
     log.info("delivered %s: %d package(s), %d rows, %.1fs", path, len(manifests), rows, result.seconds)
     return result
+
+
+def _write_changes(w: PackageWriter, ds: DataSet, changes: inc.Changes) -> None:
+    """The staged upserts and deletes of one incremental data set, in the package's format."""
+    from sinks.dat_format import NULL, escape_text
+    from sinks.sql_format import tuple_line
+
+    images = changes.upserts.get(ds.table, [])
+    for start in range(0, len(images), 5000):  # statements of a few thousand rows
+        chunk = images[start:start + 5000]
+        if w.format == "dat":
+            data = "".join("U\t" + "\t".join(NULL if t is None else escape_text(t)
+                                                for t in inc.mysql_texts(ds, img).values()) + "\n"
+                           for img in chunk).encode("utf-8")
+        else:
+            data = b"".join(tuple_line(ds, inc.mysql_texts(ds, img)) for img in chunk)
+        w.write_lines(ds, data)
+    w.write_deletes(ds, changes.deletes.get(ds.table, []))
 
 
 def _ny(utc_text: str) -> str:

@@ -13,7 +13,11 @@ from typing import Literal
 
 from schemas.catalog import DataSet
 from sinks import sql_format
-from sinks.dat_format import header_line
+from sinks.dat_format import format_value, header_line
+
+#: The first column of an incremental data set's .DAT file: U (upsert) or D (delete; only
+#: the primary key columns carry values).
+OP_COLUMN = "_op"
 from sinks.delivery import FILE_MODE, open_private, private_dir
 
 Format = Literal["dat", "mysql"]
@@ -69,18 +73,36 @@ class PackageWriter:
             self._sql.write(sql_format.HEADER)
 
     # -- per data set --------------------------------------------------------------------
-    def begin(self, ds: DataSet, columns=None) -> None:
-        columns = columns or ds.columns
+    def begin(self, ds: DataSet, *, changes: bool = False) -> None:
+        """Start a data set. ``changes``: an incremental data set (upserts and deletes,
+        applied on top of the previous load) instead of its full contents."""
         if self.format == "dat":
             fname = f"{ds.table}.DAT"
             f = self._files[ds.table] = _HashingFile(self.folder / fname)
-            f.write(header_line(columns))
+            f.write((OP_COLUMN + "\t" if changes else "").encode() + header_line(ds.columns))
         else:
             fname = "snapshot.sql"
             assert self._sql is not None
-            self._sql.write(sql_format.table_preamble(ds))
-            self._batcher = sql_format.InsertBatcher(self._sql, ds.table)
+            self._sql.write(sql_format.changes_preamble(ds) if changes else sql_format.table_preamble(ds))
+            self._batcher = sql_format.InsertBatcher(self._sql, ds.table, verb="REPLACE" if changes else "INSERT")
         self.entries[ds.table] = DataSetEntry(ds.name, ds.table, fname)
+        self._changes = changes
+
+    def write_deletes(self, ds: DataSet, keys: list[dict]) -> None:
+        """Deleted rows of an incremental data set, by primary key."""
+        if not keys:
+            return
+        entry = self.entries[ds.table]
+        entry.deletes += len(keys)
+        if self.format == "dat":
+            lines = []
+            for k in keys:
+                fields = [format_value(k[c]) if c in k else "\\N" for c in ds.column_names]
+                lines.append("D\t" + "\t".join(fields) + "\n")
+            self._files[ds.table].write("".join(lines).encode("utf-8"))
+        else:
+            assert self._sql is not None
+            self._sql.write(sql_format.delete_statement(ds, keys))
 
     def write_lines(self, ds: DataSet, data: bytes) -> int:
         """Whole lines (each ending in LF), as the server formatted them; returns how many."""
@@ -103,7 +125,7 @@ class PackageWriter:
         else:
             assert self._batcher is not None and self._sql is not None
             self._batcher.close()
-            self._sql.write(sql_format.table_postamble(ds))
+            self._sql.write(sql_format.table_postamble(ds, changes=self._changes))
 
     # -- package -------------------------------------------------------------------------
     def finish(self, meta: dict, container: Container = "folder") -> dict:

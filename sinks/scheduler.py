@@ -19,7 +19,9 @@ from pathlib import Path
 from schemas.config import Settings
 from schemas.control import SnapshotSettings, utcnow
 from schemas.events import dumps
-from schemas.schedule import full_slot, local_day, ready_by
+from schemas.errors import RetriableError
+from schemas.schedule import full_slot, incremental_cutoff, local_day, ready_by
+from sinks.incremental import wait_for_watermark
 from sinks import settings_store
 from sinks.export import ExportRequest, export_snapshot
 from snapsync.control import ensure_control_tables, notify, record_audit
@@ -48,6 +50,10 @@ def _delivered(conn, account_id: int, day: dt.date, kind: str) -> bool:
 def deliver(settings: Settings, cfg: SnapshotSettings, day: dt.date, *, producer=None) -> dict:
     """Export one account's package for ``day`` and record, audit and announce it."""
     root = delivery_root(settings, cfg.account_id)
+    cutoff = incremental_cutoff(day).replace(tzinfo=None) if cfg.kind == "incremental" else None
+    if cutoff is not None:
+        # Not recorded as a failure: the next round tries again. Raises RetriableError.
+        wait_for_watermark(settings, cutoff, timeout=5.0)
     with connect(settings.db) as conn:
         cur = conn.cursor()
         cur.execute("INSERT INTO snapsync_delivery (account_id, slot_date, kind, status, started_at) "
@@ -57,7 +63,7 @@ def deliver(settings: Settings, cfg: SnapshotSettings, day: dt.date, *, producer
         try:
             result = export_snapshot(settings, ExportRequest(
                 customers=list(cfg.customers), format=cfg.format, packaging=cfg.packaging,
-                container=cfg.container, keep=cfg.keep), root)
+                container=cfg.container, keep=cfg.keep, kind=cfg.kind, cutoff=cutoff, watermark_timeout=5.0), root)
         except Exception as exc:
             cur.execute("UPDATE snapsync_delivery SET status='failed', finished_at=%s, detail=%s WHERE delivery_id=%s",
                         (utcnow(), json.dumps({"error": type(exc).__name__, "message": str(exc)[:500]}), delivery_id))
@@ -94,6 +100,11 @@ def deliver(settings: Settings, cfg: SnapshotSettings, day: dt.date, *, producer
     return detail
 
 
+def slot(cfg: SnapshotSettings, day: dt.date) -> dt.datetime:
+    """When the day's delivery is due: full as of 01:00, incremental at the 00:00 cutoff."""
+    return incremental_cutoff(day) if cfg.kind == "incremental" else full_slot(day)
+
+
 def run_round(settings: Settings, now: dt.datetime, *, producer=None) -> list[dict]:
     """One scheduling round as of ``now`` (UTC): deliver what is due and not yet delivered."""
     done = []
@@ -101,10 +112,12 @@ def run_round(settings: Settings, now: dt.datetime, *, producer=None) -> list[di
     with connect(settings.db) as conn:
         ensure_control_tables(conn)
         accounts = settings_store.all_enabled(conn)
-        due = [cfg for cfg in accounts if now >= full_slot(day) and not _delivered(conn, cfg.account_id, day, cfg.kind)]
+        due = [cfg for cfg in accounts if now >= slot(cfg, day) and not _delivered(conn, cfg.account_id, day, cfg.kind)]
     for cfg in due:
         try:
             done.append({"account_id": cfg.account_id, **deliver(settings, cfg, day, producer=producer)})
+        except RetriableError as exc:
+            log.info("account %d: %s", cfg.account_id, exc)
         except Exception as exc:  # noqa: BLE001 - one account's failure must not stop the others
             log.error("account %d: delivery for %s failed: %s", cfg.account_id, day, exc)
     return done

@@ -74,10 +74,6 @@ def configure(settings: Settings, account_id: int, **changes) -> SnapshotSetting
             new = SnapshotSettings(**base)
         except ValidationError as exc:
             raise ConfigError(_format_errors(exc)) from None
-        if new.kind == "incremental" and new.enabled:
-            # Until incremental packages exist, a scheduler must never pass a full one off as one.
-            raise ConfigError("invalid snapshot settings: kind incremental is not available in this version: "
-                              "use --kind full")
         check_customers(conn, account_id, new.customers)
         cur = conn.cursor()
         cur.execute(

@@ -57,8 +57,43 @@ def table_preamble(ds: DataSet) -> bytes:
     ).encode("utf-8")
 
 
-def table_postamble(ds: DataSet) -> bytes:
+def table_postamble(ds: DataSet, *, changes: bool = False) -> bytes:
+    if changes:
+        return b""
     return f"ALTER TABLE `{ds.table}` ENABLE KEYS;\nUNLOCK TABLES;\n".encode("utf-8")
+
+
+def changes_preamble(ds: DataSet) -> bytes:
+    """An incremental data set: the table is kept (created if missing), rows upserted."""
+    return (f"\n-- data set (changes): {ds.name}\n"
+            f"{ds.ddl(with_foreign_keys=False, if_not_exists=True)};\n").encode("utf-8")
+
+
+def literal(value: str | None, column_type: str) -> str:
+    """A MySQL text value as an SQL literal."""
+    from pymysql.converters import escape_string
+
+    if value is None:
+        return "NULL"
+    if is_text_type(column_type) or column_type.upper().startswith(("DATE", "TIME", "YEAR")):
+        return "'" + escape_string(value) + "'"
+    return value
+
+
+def tuple_line(ds: DataSet, texts: dict[str, str | None]) -> bytes:
+    """``(v1,...),`` + LF for a row given as MySQL text values (the server's tuple format)."""
+    return ("(" + ",".join(literal(texts.get(c.name), c.type) for c in ds.columns) + "),\n").encode("utf-8")
+
+
+def delete_statement(ds: DataSet, keys: list[dict]) -> bytes:
+    pk = ds.primary_key
+    if len(pk) == 1:
+        col = ds.column(pk[0])
+        values = ",".join(literal(str(k[pk[0]]), col.type) for k in keys)
+        return f"DELETE FROM `{ds.table}` WHERE `{pk[0]}` IN ({values});\n".encode("utf-8")
+    conds = " OR ".join("(" + " AND ".join(f"`{c}` = {literal(str(k[c]), ds.column(c).type)}" for c in pk) + ")"
+                        for k in keys)
+    return f"DELETE FROM `{ds.table}` WHERE {conds};\n".encode("utf-8")
 
 
 class InsertBatcher:
@@ -68,9 +103,9 @@ class InsertBatcher:
     statement size): a single ``bytes.replace`` per chunk, no per-row work in Python.
     """
 
-    def __init__(self, out: BinaryIO, table: str) -> None:
+    def __init__(self, out: BinaryIO, table: str, verb: str = "INSERT") -> None:
         self.out = out
-        self.prefix = f"INSERT INTO `{table}` VALUES ".encode()
+        self.prefix = f"{verb} INTO `{table}` VALUES ".encode()
 
     def add_chunk(self, data: bytes) -> None:
         """``data``: whole ``(...),`` lines, each ending in LF."""

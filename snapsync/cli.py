@@ -282,7 +282,8 @@ ContainerOpt = Annotated[str, typer.Option("--container", help="folder or zip.")
 
 
 def _run_export(config, customers: str, format_: str, packaging: str, container: str, dest: Path,
-                json_: bool, sample: int | None, keep: int = 1) -> None:
+                json_: bool, sample: int | None, keep: int = 1, kind: str = "full", cutoff: str | None = None,
+                watermark_timeout: float = 300.0) -> None:
     from schemas.errors import ConfigError
     from sinks.export import ExportRequest, export_snapshot
 
@@ -293,11 +294,25 @@ def _run_export(config, customers: str, format_: str, packaging: str, container:
         problems.append(f"--packaging {packaging!r}: use per-customer or combined")
     if container not in ("folder", "zip"):
         problems.append(f"--container {container!r}: use folder or zip")
+    if kind not in ("full", "incremental"):
+        problems.append(f"--kind {kind!r}: use full or incremental")
+    cutoff_utc = None
+    if kind == "incremental":
+        from schemas.schedule import parse_instant
+
+        if not cutoff:
+            problems.append("--cutoff is required with --kind incremental (e.g. --cutoff 2026-03-08T00:00)")
+        else:
+            try:
+                cutoff_utc = parse_instant(cutoff).replace(tzinfo=None)
+            except ValueError as exc:
+                problems.append(f"--cutoff: {exc}")
     if problems:
         raise ConfigError("invalid export options:\n  - " + "\n  - ".join(problems))
     s = settings(config)
     req = ExportRequest(customers=_customer_list(customers), format=format_, packaging=packaging,
-                        container=container, sample_rows=sample, keep=keep)
+                        container=container, sample_rows=sample, keep=keep, kind=kind, cutoff=cutoff_utc,
+                        watermark_timeout=watermark_timeout)
     if json_ or not sys.stderr.isatty():
         result = export_snapshot(s, req, dest)
     else:
@@ -320,19 +335,22 @@ def snapshot_export(
     customers: Annotated[str, typer.Option(help="Customer ids, comma-separated (one account).")],
     out: Annotated[Path, typer.Option(help="Delivery folder: the package appears under OUT/current.")],
     format_: FormatOpt = "dat",
-    kind: Annotated[str, typer.Option(help="full (incremental: see `snapsync snapshot export --help` once available).")] = "full",
+    kind: Annotated[str, typer.Option(help="full, or incremental (changed rows of Patient, Claims, Charge, Credit, Activity since this folder's last delivery).")] = "full",
+    cutoff: Annotated[Optional[str], typer.Option(help="Incremental: the window's end (ISO; no offset = New York time).")] = None,
+    watermark_timeout: Annotated[float, typer.Option(help="Incremental: seconds to wait for the pipeline to reach the cutoff.")] = 300.0,
     packaging: PackagingOpt = "per-customer",
     container: ContainerOpt = "folder",
     keep: Annotated[int, typer.Option(help="Deliveries kept under OUT/deliveries (default 1: replace).", min=1)] = 1,
     config: ConfigOpt = None,
     json_: JsonOpt = False,
 ) -> None:
-    """Export a snapshot package of every data set for the customers, delivered atomically."""
-    from schemas.errors import ConfigError
+    """Export a snapshot package of every data set for the customers, delivered atomically.
 
-    if kind != "full":
-        raise ConfigError(f"--kind {kind!r}: only full is available in this version")
-    _run_export(config, customers, format_, packaging, container, out, json_, None, keep)
+    Incremental: needs `snapsync capture` and `snapsync worker` running; the first delivery
+    to a folder (and the first for a customer new to it) carries that customer in full.
+    """
+    _run_export(config, customers, format_, packaging, container, out, json_, None, keep, kind, cutoff,
+                watermark_timeout)
 
 
 @snapshot_app.command("sample")
