@@ -39,6 +39,7 @@ class ExportRequest:
     kind: Literal["full", "incremental"] = "full"
     cutoff: dt.datetime | None = None  # incremental: the window's end (naive UTC)
     watermark_timeout: float = 300.0  # incremental: how long to wait for the pipeline
+    only: tuple[str, ...] | None = None  # internal (benchmarks): restrict to these tables
     sample_rows: int | None = None  # the "Download Sample": first N rows of each data set
     keep: int = 1
     server_side: bool = True  # let a same-host server write the rows itself (sinks/server_side.py)
@@ -144,7 +145,8 @@ def export_snapshot(settings: Settings, req: ExportRequest, out: Path, *,
     created = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
     kind = "sample" if req.sample_rows is not None else req.kind
     delivery = Delivery(out, f"{created:%Y%m%dT%H%M%SZ}-{kind}-{req.format}", keep=req.keep)
-    sections = plan_queries(req, first=first)
+    datasets = DATASETS if req.only is None else tuple(d for d in DATASETS if d.table in req.only)
+    sections = plan_queries(req, datasets, first=first)
     writers: dict[str, PackageWriter] = {}
     customers_of = {package_name("per-customer", c): [c] for c in req.customers}
     customers_of["combined"] = list(req.customers)
@@ -182,7 +184,7 @@ def export_snapshot(settings: Settings, req: ExportRequest, out: Path, *,
             for pkg, members in package_groups(req):
                 w = writers.get(pkg) or writers.setdefault(
                     pkg, PackageWriter(delivery.staging / pkg, pkg, req.format, customers_of[pkg]))
-                for ds in DATASETS:
+                for ds in datasets:
                     if ds.incremental and ds.table not in w.entries:
                         w.begin(ds, changes=True)
                         _write_changes(w, ds, changes[pkg])

@@ -43,7 +43,8 @@ log = logging.getLogger("snapsync.export")
 def _latest_heartbeat(settings: Settings) -> dict | None:
     topic = heartbeat_topic(settings.topic_prefix)
     c = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"snapsync-watermark-{time.time_ns()}",
-                  "enable.auto.commit": False})
+                  "enable.auto.commit": False,
+                  "fetch.wait.max.ms": 50})  # Tansu answers a waiting fetch only when the wait ends
     try:
         md = c.list_topics(topic, timeout=10).topics.get(topic)
         if md is None or md.error is not None:

@@ -13,7 +13,8 @@ def read_topic(bootstrap: str, topic: str, timeout: float = 30.0) -> list[tuple[
     """Every message of ``topic`` as (key, decoded JSON value or None, partition, offset),
     in partition order, read up to the high watermarks seen at the start."""
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"reader-{time.monotonic_ns()}",
-                  "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+                  "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                  "fetch.wait.max.ms": 50})  # Tansu answers a waiting fetch only when the wait ends
     try:
         md = c.list_topics(topic, timeout=10).topics.get(topic)
         if md is None or md.error is not None:

@@ -1,0 +1,167 @@
+"""Incremental snapshots on the ~1M-row data set: 1% of the five incremental data sets
+changed in the window.
+
+1. Export time: the incremental package beside the full package (all data sets), and the
+   five incremental data sets alone (changes) beside the same data sets in full. Goal: the
+   changes cost at most 1/20 of the full data sets: cost follows the changes.
+2. The deltas worker's sustained staging rate beside the broker's raw consume rate of the
+   same topics (a confluent-kafka consumer reading them from the start).
+
+Run: ``.venv/bin/python -m bench.incremental_bench``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+from bench.common import BENCH_HOME, CUSTOMERS, bench_settings, report
+from connectors.binlog_capture import Capture
+from connectors.offsets import OffsetStore, StoredOffset
+from schemas.catalog import incremental_datasets
+from schemas.events import change_topic
+from schemas.schedule import parse_instant
+from sinks.export import ExportRequest, export_snapshot
+from snapsync.db import connect
+from snapsync.local import stop_pid
+
+C1 = dt.datetime(2026, 3, 8, 5, 0)
+C2 = dt.datetime(2026, 3, 9, 4, 0)
+INCREMENTAL = tuple(d.table for d in incremental_datasets())
+
+
+def timed(fn):
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    s = bench_settings(topic_prefix=f"benchinc{int(time.time())}")
+    customers = list(range(1, CUSTOMERS + 1))
+    out = Path(BENCH_HOME) / "incremental-out"
+    with connect(s.db) as conn:
+        cur = conn.cursor()
+        cur.execute("SHOW MASTER STATUS")
+        f, p = cur.fetchone()[:2]
+        OffsetStore(conn, "benchinc").save(StoredOffset(f, int(p), None, True))  # stream from here, no snapshot
+    cap = Capture(s, connector="benchinc", heartbeat_interval=0.5, commit_interval=0.5)
+    th = threading.Thread(target=lambda: cap.run(install_signals=False), daemon=True)
+    th.start()
+    env = {**os.environ, "SNAPSYNC_DATABASE_URL": s.database_url.get_secret_value(),
+           "SNAPSYNC_KAFKA_BOOTSTRAP": s.kafka_bootstrap, "SNAPSYNC_TOPIC_PREFIX": s.topic_prefix,
+           "SNAPSYNC_HOME": str(s.home)}
+    log = Path(BENCH_HOME) / "incremental-worker.log"
+    worker = subprocess.Popen([str(Path(sys.executable).with_name("snapsync")), "worker"], env=env,
+                              stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+    try:
+        while b"Worker]: Ready" not in log.read_bytes():
+            if worker.poll() is not None:
+                raise RuntimeError(log.read_text()[-2000:])
+            time.sleep(0.2)
+        # The first delivery to a folder is full for its customers: the baseline (as of C1).
+        first = timed(lambda: export_snapshot(s, ExportRequest(customers, "dat", "combined", kind="incremental",
+                                                                cutoff=C1, keep=2), out))
+        # 1% of the five data sets changed on 2026-03-08 (New York).
+        changed = 0
+        with connect(s.db, autocommit=True) as conn:
+            cur = conn.cursor()
+            cur.execute("SET TIMESTAMP = %s", (int(parse_instant("2026-03-08T12:00").timestamp()),))
+            t0 = time.perf_counter()
+            for table in INCREMENTAL:
+                cur.execute(f"UPDATE `{table}` SET updated_at = updated_at + INTERVAL 1 MICROSECOND "
+                            "WHERE id % 100 = 7")
+                changed += cur.rowcount
+            cur.execute("SET TIMESTAMP = DEFAULT")
+        time.sleep(1.0)  # a heartbeat after the changes
+        incremental = timed(lambda: export_snapshot(s, ExportRequest(
+            customers, "dat", "combined", kind="incremental", cutoff=C2, keep=2, watermark_timeout=600), out))
+        staged_by = time.perf_counter() - t0  # commit of the first change to the package delivered
+        full = timed(lambda: export_snapshot(s, ExportRequest(customers, "dat", "combined"), out / "full"))
+        # the five data sets alone: their changes, and the same data sets in full
+        export_snapshot(s, ExportRequest(customers, "dat", "combined", kind="incremental", cutoff=C1, keep=2,
+                                         only=INCREMENTAL), out / "changes-only")  # the baseline there
+        changes_only = timed(lambda: export_snapshot(s, ExportRequest(
+            customers, "dat", "combined", kind="incremental", cutoff=C2, keep=2, only=INCREMENTAL),
+            out / "changes-only"))
+        full_five = timed(lambda: export_snapshot(s, ExportRequest(customers, "dat", "combined", only=INCREMENTAL),
+                                                  out / "full-five"))
+        # The worker alone: a burst (10% of the five data sets) produced while it is stopped,
+        # then staged by a fresh worker; timed from its "Ready" to the last offset staged.
+        topics = [change_topic(s.topic_prefix, s.db.database, t) for t in INCREMENTAL]
+        stop_pid(worker.pid, grace=15)
+        with connect(s.db, autocommit=True) as conn:
+            cur = conn.cursor()
+            burst = 0
+            for table in INCREMENTAL:
+                cur.execute(f"UPDATE `{table}` SET updated_at = updated_at + INTERVAL 1 MICROSECOND "
+                            "WHERE id % 10 = 3")
+                burst += cur.rowcount
+        while cap.stats.streamed_rows < changed + burst:  # capture has produced the burst
+            time.sleep(0.1)
+        cap._producer.flush(30)
+        time.sleep(1.0)
+        log.write_bytes(b"")
+        worker = subprocess.Popen([str(Path(sys.executable).with_name("snapsync")), "worker"], env=env,
+                                  stdout=open(log, "ab"), stderr=subprocess.STDOUT)
+        while b"Worker]: Ready" not in log.read_bytes():
+            time.sleep(0.05)
+        t0 = time.perf_counter()
+        ends = {}
+        probe = Consumer({"bootstrap.servers": s.kafka_bootstrap, "group.id": f"ends-{time.time_ns()}"})
+        for t in topics:
+            for p in probe.list_topics(t, timeout=10).topics[t].partitions:
+                ends[(t, p)] = probe.get_watermark_offsets(TopicPartition(t, p), timeout=10)[1]
+        probe.close()
+        with connect(s.db, autocommit=True) as conn:
+            cur = conn.cursor()
+            while True:
+                cur.execute("SELECT topic, partition_id, next_offset FROM snapsync_delta_progress")
+                got = {(t, p): o for t, p, o in cur.fetchall()}
+                if all(got.get(k, 0) >= v for k, v in ends.items() if v):
+                    break
+                time.sleep(0.02)
+        staging = time.perf_counter() - t0
+        c = Consumer({"bootstrap.servers": s.kafka_bootstrap, "group.id": f"raw-{time.time_ns()}",
+                      "enable.auto.commit": False, "fetch.wait.max.ms": 50})
+        assign, total = [], 0
+        for t in topics:
+            for p in c.list_topics(t, timeout=10).topics[t].partitions:
+                lo, hi = c.get_watermark_offsets(TopicPartition(t, p), timeout=10)
+                if hi > lo:
+                    assign.append(TopicPartition(t, p, OFFSET_BEGINNING))
+                    total += hi - lo
+        c.assign(assign)
+        n, t0 = 0, time.perf_counter()
+        while n < total:
+            n += len(c.consume(10000, 1.0))
+        raw = time.perf_counter() - t0
+        c.close()
+    finally:
+        stop_pid(worker.pid, grace=15)
+        cap.stop_event.set()
+        th.join(30)
+    report("incremental", {
+        "rows_changed": changed, "customers": CUSTOMERS,
+        "seconds": {"first_delivery_full": round(first, 2), "incremental_package": round(incremental, 2),
+                    "full_package": round(full, 2), "five_data_sets_changes": round(changes_only, 2),
+                    "five_data_sets_full": round(full_five, 2)},
+        "ratio_incremental_package_over_full": round(incremental / full, 3),
+        "ratio_changes_over_full_for_the_five_data_sets": round(changes_only / full_five, 3),
+        "commit_to_incremental_package_delivered_s": round(staged_by, 2),
+        "worker": {"burst_events": burst, "ready_to_staged_s": round(staging, 2),
+                   "staged_events_per_s": round(burst / staging),
+                   "raw_consume_events": total, "raw_consume_events_per_s": round(total / raw),
+                   "ratio_staged_over_raw": round((burst / staging) / (total / raw), 3)},
+    })
+
+
+if __name__ == "__main__":
+    main()
