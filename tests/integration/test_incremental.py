@@ -196,3 +196,30 @@ def test_full_as_of_c1_plus_incremental_equals_c2(env, base_settings):
             apply_package(target, second.path / pkg)
             for ds in DATASETS:  # the database is quiet: its state is the state as of C2
                 assert rows(target, ds.table, members) == rows(s, ds.table, members), (fmt, packaging, pkg, ds.table)
+
+
+def test_scheduler_delivers_incremental_at_the_new_york_cutoff(env):
+    from sinks import settings_store
+    from sinks.scheduler import delivery_root, run_round
+
+    s, _log, _workers, _out = env
+    settings_store.configure(s, 1, customers=(1, 2, 3), format="dat", kind="incremental", packaging="combined")
+    utc = dt.timezone.utc
+
+    def current_manifest():
+        return json.loads(next((delivery_root(s, 1) / "current").glob("*/manifest.json")).read_text())
+
+    # 23:59 New York on 2026-10-31: that day's delivery (cutoff 00:00 EDT = 04:00 UTC) is due
+    done = run_round(s, dt.datetime(2026, 11, 1, 3, 59, tzinfo=utc))
+    assert [d["account_id"] for d in done] == [1] and done[0]["kind"] == "incremental"
+    assert current_manifest()["cutoff_utc"] == "2026-10-31T04:00:00Z"
+    assert sorted(current_manifest()["full_for_customers"]) == [1, 2, 3]  # the first incremental
+    assert run_round(s, dt.datetime(2026, 11, 1, 3, 59, 30, tzinfo=utc)) == []  # once a day
+    # 2026-11-01, the fall-back day: its cutoff is 00:00 EDT = 04:00 UTC
+    done = run_round(s, dt.datetime(2026, 11, 1, 4, 0, tzinfo=utc))
+    assert done and current_manifest()["cutoff_utc"] == "2026-11-01T04:00:00Z"
+    assert current_manifest()["full_for_customers"] == []  # changes only now
+    # 23:59 EST on 2026-11-01 (after the 25-hour day): nothing new is due
+    assert run_round(s, dt.datetime(2026, 11, 2, 4, 59, tzinfo=utc)) == []
+    done = run_round(s, dt.datetime(2026, 11, 2, 5, 0, tzinfo=utc))  # 00:00 EST = 05:00 UTC
+    assert done and current_manifest()["cutoff_utc"] == "2026-11-02T05:00:00Z"
