@@ -13,9 +13,6 @@ Run: ``.venv/bin/python -m bench.incremental_bench``.
 from __future__ import annotations
 
 import datetime as dt
-import os
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -30,6 +27,7 @@ from schemas.events import change_topic
 from schemas.schedule import parse_instant
 from sinks.export import ExportRequest, export_snapshot
 from snapsync.db import connect
+from streams.app import spawn_worker
 from snapsync.local import stop_pid
 
 C1 = dt.datetime(2026, 3, 8, 5, 0)
@@ -55,17 +53,9 @@ def main() -> None:
     cap = Capture(s, connector="benchinc", heartbeat_interval=0.5, commit_interval=0.5)
     th = threading.Thread(target=lambda: cap.run(install_signals=False), daemon=True)
     th.start()
-    env = {**os.environ, "SNAPSYNC_DATABASE_URL": s.database_url.get_secret_value(),
-           "SNAPSYNC_KAFKA_BOOTSTRAP": s.kafka_bootstrap, "SNAPSYNC_TOPIC_PREFIX": s.topic_prefix,
-           "SNAPSYNC_HOME": str(s.home)}
     log = Path(BENCH_HOME) / "incremental-worker.log"
-    worker = subprocess.Popen([str(Path(sys.executable).with_name("snapsync")), "worker"], env=env,
-                              stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+    worker = spawn_worker(s, log)
     try:
-        while b"Worker]: Ready" not in log.read_bytes():
-            if worker.poll() is not None:
-                raise RuntimeError(log.read_text()[-2000:])
-            time.sleep(0.2)
         # The first delivery to a folder is full for its customers: the baseline (as of C1).
         first = timed(lambda: export_snapshot(s, ExportRequest(customers, "dat", "combined", kind="incremental",
                                                                 cutoff=C1, keep=2), out))
@@ -108,11 +98,7 @@ def main() -> None:
             time.sleep(0.1)
         cap._producer.flush(30)
         time.sleep(1.0)
-        log.write_bytes(b"")
-        worker = subprocess.Popen([str(Path(sys.executable).with_name("snapsync")), "worker"], env=env,
-                                  stdout=open(log, "ab"), stderr=subprocess.STDOUT)
-        while b"Worker]: Ready" not in log.read_bytes():
-            time.sleep(0.05)
+        worker = spawn_worker(s, log)
         t0 = time.perf_counter()
         ends = {}
         probe = Consumer({"bootstrap.servers": s.kafka_bootstrap, "group.id": f"ends-{time.time_ns()}"})

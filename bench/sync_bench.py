@@ -13,8 +13,6 @@ Run: ``.venv/bin/python -m bench.sync_bench``.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -25,6 +23,7 @@ from schemas.catalog import dataset
 from schemas.config import load_settings
 from snapsync.control import ensure_control_tables
 from snapsync.db import connect, ensure_database
+from streams.app import spawn_worker
 from snapsync.local import LocalStack, stop_pid
 from snapsync.seed import seed
 from streams import sync_groups
@@ -50,18 +49,10 @@ def main() -> None:
     cap = Capture(s, connector="benchsync", heartbeat_interval=1.0, commit_interval=0.5)
     th = threading.Thread(target=lambda: cap.run(resnapshot=True, install_signals=False), daemon=True)
     th.start()
-    env = {**os.environ, "SNAPSYNC_DATABASE_URL": s.database_url.get_secret_value(),
-           "SNAPSYNC_KAFKA_BOOTSTRAP": s.kafka_bootstrap, "SNAPSYNC_TOPIC_PREFIX": s.topic_prefix,
-           "SNAPSYNC_HOME": str(s.home)}
     log = Path(BENCH_HOME) / "sync-worker.log"
-    worker = subprocess.Popen([str(Path(sys.executable).with_name("snapsync")), "worker"], env=env,
-                              stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+    worker = spawn_worker(s, log)
     latencies = []
     try:
-        while b"Worker]: Ready" not in log.read_bytes():
-            if worker.poll() is not None:
-                raise RuntimeError(log.read_text()[-2000:])
-            time.sleep(0.2)
         with connect(s.db, autocommit=True) as conn:
             cur = conn.cursor()
             cur.execute("SELECT code FROM cpt_code WHERE customer_id = 1 ORDER BY id LIMIT 1")

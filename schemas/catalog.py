@@ -18,7 +18,7 @@ Decisions written down here:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 SyncCategory = Literal["codes", "facilities", "referring_providers", "payers"]

@@ -292,3 +292,33 @@ def run_worker(settings: Settings) -> None:
     app = build_app(settings)
     worker = faust.Worker(app, loglevel="INFO", quiet=True)
     worker.execute_from_commandline()
+
+
+def spawn_worker(settings: Settings, log_path, timeout: float = 60.0):
+    """Start ``snapsync worker`` as a process (its output appended to ``log_path``) and wait
+    until faust reports it ready. Used by the demo, the benchmarks and the tests.
+
+    Raises:
+        RuntimeError: the worker exited or was not ready in time, with the end of its log.
+    """
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    log_path = Path(log_path)
+    start = log_path.stat().st_size if log_path.exists() else 0
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SNAPSYNC_")}
+    env.update(SNAPSYNC_DATABASE_URL=settings.database_url.get_secret_value(),
+               SNAPSYNC_KAFKA_BOOTSTRAP=settings.kafka_bootstrap, SNAPSYNC_TOPIC_PREFIX=settings.topic_prefix,
+               SNAPSYNC_HOME=str(settings.home))
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("snapsync")), "worker"], env=env,
+                            stdout=open(log_path, "ab"), stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + timeout
+    while b"Worker]: Ready" not in log_path.read_bytes()[start:]:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            if proc.poll() is None:
+                proc.kill()
+            tail = log_path.read_bytes()[start:][-3000:].decode("utf-8", "replace")
+            raise RuntimeError(f"the worker did not start:\n{tail}")
+        time.sleep(0.1)
+    return proc

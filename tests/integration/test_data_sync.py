@@ -17,6 +17,7 @@ from schemas.errors import ConfigError
 from snapsync.db import connect, ensure_database
 from snapsync.seed import seed
 from streams import sync_groups
+from streams.app import spawn_worker
 from streams.sync_apply import copy_columns, initial_copy
 from tests.conftest import settings_for
 from tests.integration.capture_helpers import CaptureThread
@@ -34,17 +35,7 @@ def wait_until(cond, timeout=40.0, what="condition"):
 
 
 def start_worker(s, log: Path) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SNAPSYNC_")}
-    env.update(SNAPSYNC_DATABASE_URL=s.database_url.get_secret_value(), SNAPSYNC_KAFKA_BOOTSTRAP=s.kafka_bootstrap,
-               SNAPSYNC_TOPIC_PREFIX=s.topic_prefix, SNAPSYNC_HOME=str(s.home))
-    start = log.stat().st_size if log.exists() else 0
-    proc = subprocess.Popen([BIN, "worker"], env=env, stdout=open(log, "ab"), stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while b"Worker]: Ready" not in log.read_bytes()[start:]:
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError("the worker did not start:\n" + log.read_bytes()[start:][-3000:].decode("utf-8", "replace"))
-        time.sleep(0.2)
-    return proc
+    return spawn_worker(s, log)
 
 
 def stop(proc: subprocess.Popen) -> None:

@@ -22,7 +22,7 @@ from snapsync.db import connect, ensure_database
 from snapsync.seed import seed
 from tests.conftest import settings_for
 from tests.integration.capture_helpers import CaptureThread
-from tests.integration.test_data_sync import q, start_worker, stop
+from tests.integration.test_data_sync import start_worker, stop
 
 C1 = dt.datetime(2026, 3, 8, 5, 0)  # 2026-03-08 00:00 New York
 C2 = dt.datetime(2026, 3, 9, 4, 0)  # 2026-03-09 00:00 New York (after the 23-hour day)
