@@ -477,7 +477,7 @@ def audit(
 
 @app.command()
 def worker(config: ConfigOpt = None) -> None:
-    """Run the stream workers (faust-streaming): Data Sync fan-out and applier.
+    """Run the stream workers (faust-streaming): Data Sync fan-out and applier, incremental deltas.
 
     Stops on SIGTERM; an agent failure stops the worker with exit code 70.
     """

@@ -107,6 +107,12 @@ class Database:
                 delay = min(delay * 2, 10.0)
 
 
+def safe_reason(exc: BaseException) -> str:
+    """A dead-letter reason that never quotes row values: DataError messages are written
+    without them; other exceptions (``int('...')``, say) are named by type only."""
+    return str(exc) if isinstance(exc, DataError) else f"{type(exc).__name__} while reading the event"
+
+
 def _fatal(exc: BaseException) -> None:
     log.critical("agent failed, stopping the worker so it does not look healthy: %r", exc)
     logging.shutdown()
@@ -191,7 +197,7 @@ def build_app(settings: Settings) -> faust.App:
                 try:
                     cmds, account = await fan_db.run(fanout_plan, change)
                 except (KeyError, ValueError, TypeError) as exc:
-                    await dead_letter(topic, key, value, f"cannot route the event: {type(exc).__name__}: {exc}")
+                    await dead_letter(topic, key, value, f"cannot route the event: {safe_reason(exc)}")
                     continue
                 futures = [await commands.send(key=str(cmd.target_customer).encode(), value=cmd.to_json())
                            for cmd in cmds]
@@ -226,7 +232,8 @@ def build_app(settings: Settings) -> faust.App:
                     try:
                         cmd = SyncCommand.from_json(value)
                     except (ValueError, TypeError) as exc:
-                        await dead_letter(commands_topic(prefix), None, value, f"malformed sync command: {exc}")
+                        await dead_letter(commands_topic(prefix), None, value,
+                                      f"malformed sync command: {safe_reason(exc)}")
                         continue
                     per_target.setdefault(cmd.target_customer, []).append(cmd)
                 lanes = list(per_target.values())
@@ -257,7 +264,8 @@ def build_app(settings: Settings) -> faust.App:
                     try:
                         row = delta_row(ChangeEvent.from_debezium(event.value))
                     except (DataError, KeyError, ValueError, TypeError) as exc:
-                        await dead_letter(msg.topic, event.key, event.value, f"cannot stage the event: {exc}")
+                        await dead_letter(msg.topic, event.key, event.value,
+                                          f"cannot stage the event: {safe_reason(exc)}")
                         continue
                     if row is not None:
                         rows.append(row)

@@ -71,3 +71,13 @@ def test_plan_commands_fans_out_inserts_and_updates_only():
                          ts_ms=0)
         assert plan_commands(ev, routes) == []
     assert row_digest({"a": 1, "b": "x"}) == row_digest({"b": "x", "a": 1})
+
+
+def test_dead_letter_reasons_never_quote_values():
+    from streams.app import safe_reason
+
+    try:
+        int("Jane Doe 123-45-6789")
+    except ValueError as exc:
+        assert "Jane" not in safe_reason(exc) and safe_reason(exc).startswith("ValueError")
+    assert safe_reason(DataError("unknown op 'x'")) == "unknown op 'x'"
