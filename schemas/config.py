@@ -138,11 +138,11 @@ def local_stack_file(home: Path) -> Path:
     return home / "local" / "stack.json"
 
 
-def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
-    """Load settings: explicit overrides > environment > config file > running local stack.
+def configured_values(config_file: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """The keys set by the config file and the environment (environment wins), unvalidated.
 
     Raises:
-        ConfigError: naming every bad or missing key at once, each with its fix.
+        ConfigError: the config file is missing, not TOML, or has unknown keys.
     """
     file_values: dict[str, Any] = {}
     path = config_file or os.environ.get("SNAPSYNC_CONFIG")
@@ -162,11 +162,21 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides
                 f"config file {p} has unknown key(s) {', '.join(unknown)}: "
                 f"the keys are {', '.join(Settings.model_fields)}"
             )
-    values = {k: v for k, v in file_values.items()}
+    values = dict(file_values)
     for key in Settings.model_fields:
         env = os.environ.get(f"SNAPSYNC_{key.upper()}")
         if env is not None:
             values[key] = env
+    return values
+
+
+def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
+    """Load settings: explicit overrides > environment > config file > running local stack.
+
+    Raises:
+        ConfigError: naming every bad or missing key at once, each with its fix.
+    """
+    values = configured_values(config_file)
     values.update({k: v for k, v in overrides.items() if v is not None})
     home = Path(values.get("home", ".snapsync"))
     stack = local_stack_file(home)

@@ -51,18 +51,9 @@ def settings(config: Path | None) -> Settings:
 
 def home_dir(config: Path | None) -> Path:
     """The data folder, without requiring database and broker settings."""
-    import os
-    import tomllib
+    from schemas.config import configured_values
 
-    if "SNAPSYNC_HOME" in os.environ:
-        return Path(os.environ["SNAPSYNC_HOME"])
-    path = config or (Path("snapsync.toml") if Path("snapsync.toml").is_file() else None)
-    if path and Path(path).is_file():
-        try:
-            return Path(tomllib.loads(Path(path).read_text()).get("home", ".snapsync"))
-        except tomllib.TOMLDecodeError:
-            pass
-    return Path(".snapsync")
+    return Path(configured_values(config).get("home", ".snapsync"))
 
 
 @app.command()

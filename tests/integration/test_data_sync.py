@@ -14,45 +14,12 @@ import pytest
 
 from schemas.catalog import dataset, sync_datasets
 from schemas.errors import ConfigError
-from snapsync.db import connect, ensure_database
-from snapsync.seed import seed
+from snapsync.db import connect
 from streams import sync_groups
-from streams.app import spawn_worker
 from streams.sync_apply import copy_columns, initial_copy
-from tests.conftest import settings_for
-from tests.integration.capture_helpers import CaptureThread
+from tests.integration.pipeline import q, running_pipeline, start_worker, wait_until
 
 BIN = str(Path(sys.executable).with_name("snapsync"))
-
-
-def wait_until(cond, timeout=40.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.1)
-    raise TimeoutError(f"{what} not reached in {timeout}s")
-
-
-def start_worker(s, log: Path) -> subprocess.Popen:
-    return spawn_worker(s, log)
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def q(s, sql, args=()):
-    with connect(s.db, autocommit=True) as conn:
-        cur = conn.cursor()
-        cur.execute(sql, args)
-        return cur.fetchall()
 
 
 def item(s, table: str, customer: int, nk: dict):
@@ -101,19 +68,9 @@ NEW_ITEMS = {  # one new item per sync data set, natural keys no seed uses
 
 @pytest.fixture(scope="module")
 def env(base_settings, tmp_path_factory):
-    s = settings_for(base_settings, "datasync", topic_prefix="datasync")
-    ensure_database(s.db)
-    with connect(s.db) as conn:
-        seed(conn, customers=5, scale=0.004, seed_value=9, accounts=2)
-    log = tmp_path_factory.mktemp("sync") / "worker.log"
-    sync_groups.set_service(s, 1, True)
-    with CaptureThread(s, "datasync"):
-        workers = [start_worker(s, log)]
-        try:
-            yield s, log, workers  # a test may replace the worker (kill -9 and restart)
-        finally:
-            for w in workers:
-                stop(w)
+    with running_pipeline(base_settings, tmp_path_factory.mktemp("sync"), "datasync", customers=5, seed_value=9,
+                          accounts=2, before_start=lambda s: sync_groups.set_service(s, 1, True)) as running:
+        yield running
 
 
 def _applied(s) -> int:

@@ -11,11 +11,8 @@ import pytest
 
 from schemas.events import change_topic, dead_letter_topic
 from schemas.schedule import parse_instant
-from snapsync.db import connect, encoded_rows, ensure_database
-from snapsync.seed import seed
-from tests.conftest import settings_for
-from tests.integration.capture_helpers import CaptureThread
-from tests.integration.test_data_sync import q, start_worker, stop, wait_until
+from snapsync.db import connect, encoded_rows
+from tests.integration.pipeline import q, running_pipeline, start_worker, wait_until
 
 W1 = dt.datetime(2026, 3, 8, 5, 0)   # closes 2026-03-07 (New York), the day before spring-forward
 W2 = dt.datetime(2026, 3, 9, 4, 0)   # closes the 23-hour 2026-03-08
@@ -40,18 +37,9 @@ def current(s, table: str, pk: int) -> dict:
 
 @pytest.fixture(scope="module")
 def env(base_settings, tmp_path_factory):
-    s = settings_for(base_settings, "deltas", topic_prefix="deltas")
-    ensure_database(s.db)
-    with connect(s.db) as conn:
-        seed(conn, customers=3, scale=0.004, seed_value=4)
-    log = tmp_path_factory.mktemp("deltas") / "worker.log"
-    with CaptureThread(s, "deltas"):
-        workers = [start_worker(s, log)]
-        try:
-            yield s, log, workers
-        finally:
-            for w in workers:
-                stop(w)
+    with running_pipeline(base_settings, tmp_path_factory.mktemp("deltas"), "deltas", customers=3,
+                          seed_value=4) as running:
+        yield running
 
 
 def test_windows_latest_image_and_deletes(env):

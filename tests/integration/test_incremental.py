@@ -18,11 +18,8 @@ from schemas.errors import RetriableError
 from schemas.schedule import parse_instant
 from sinks.dat_format import LOAD_DATA_OPTIONS
 from sinks.export import ExportRequest, export_snapshot
-from snapsync.db import connect, ensure_database
-from snapsync.seed import seed
-from tests.conftest import settings_for
-from tests.integration.capture_helpers import CaptureThread
-from tests.integration.test_data_sync import start_worker, stop
+from snapsync.db import connect
+from tests.integration.pipeline import customer_rows, empty_database, running_pipeline, start_worker, stop
 
 C1 = dt.datetime(2026, 3, 8, 5, 0)  # 2026-03-08 00:00 New York
 C2 = dt.datetime(2026, 3, 9, 4, 0)  # 2026-03-09 00:00 New York (after the 23-hour day)
@@ -71,17 +68,6 @@ def history(s, rng: random.Random, day: str, n: int, on_half=None) -> None:
     time.sleep(1.5)
 
 
-def fresh(base, name: str):
-    s = settings_for(base, name)
-    ensure_database(s.db)
-    with connect(s.db) as conn:
-        cur = conn.cursor()
-        for ds in DATASETS:
-            cur.execute(f"DROP TABLE IF EXISTS `{ds.table}`")
-            cur.execute(f"DROP TABLE IF EXISTS `tmp_{ds.table}`")
-    return s
-
-
 def apply_package(target, folder) -> None:
     """Load (or apply on top) one package the way a user would."""
     manifest = json.loads((folder / "manifest.json").read_text())
@@ -114,27 +100,11 @@ def apply_package(target, folder) -> None:
         conn.commit()
 
 
-def rows(s, table: str, customers) -> list[tuple]:
-    with connect(s.db) as conn:
-        cur = conn.cursor()
-        cur.execute(f"SELECT * FROM `{table}` WHERE customer_id IN ({','.join(map(str, customers))}) ORDER BY id")
-        return list(cur.fetchall())
-
-
 @pytest.fixture(scope="module")
 def env(base_settings, tmp_path_factory):
-    s = settings_for(base_settings, "incremental", topic_prefix="incremental")
-    ensure_database(s.db)
-    with connect(s.db) as conn:
-        seed(conn, customers=3, scale=0.004, seed_value=12)
-    log = tmp_path_factory.mktemp("inc") / "worker.log"
-    with CaptureThread(s, "incremental"):
-        workers = [start_worker(s, log)]
-        try:
-            yield s, log, workers, tmp_path_factory.mktemp("deliveries")
-        finally:
-            for w in workers:
-                stop(w)
+    with running_pipeline(base_settings, tmp_path_factory.mktemp("inc"), "incremental", customers=3,
+                          seed_value=12) as (s, log, workers):
+        yield s, log, workers, tmp_path_factory.mktemp("deliveries")
 
 
 def test_watermark_never_delivers_early(env):
@@ -188,14 +158,14 @@ def test_full_as_of_c1_plus_incremental_equals_c2(env, base_settings):
         assert all(m["full_for_customers"] == [] for m in manifests)  # only changes now
         changed = sum(d["rows"] + d.get("deletes", 0) for m in manifests for d in m["datasets"]
                       if d["table"] in CHANGED)
-        assert 0 < changed < sum(len(rows(s, t, [1, 2, 3])) for t in CHANGED)  # changes, not whole tables
+        assert 0 < changed < sum(len(customer_rows(s, t, [1, 2, 3])) for t in CHANGED)  # changes, not whole tables
         groups = {"combined": [1, 2, 3]} if packaging == "combined" else {f"customer-{c}": [c] for c in (1, 2, 3)}
         for pkg, members in groups.items():
-            target = fresh(base_settings, f"inc_{fmt}_{packaging.replace('-', '')}_{pkg.replace('-', '')}")
+            target = empty_database(base_settings, f"inc_{fmt}_{packaging.replace('-', '')}_{pkg.replace('-', '')}")
             apply_package(target, first[(fmt, packaging)] / pkg)
             apply_package(target, second.path / pkg)
             for ds in DATASETS:  # the database is quiet: its state is the state as of C2
-                assert rows(target, ds.table, members) == rows(s, ds.table, members), (fmt, packaging, pkg, ds.table)
+                assert customer_rows(target, ds.table, members) == customer_rows(s, ds.table, members), (fmt, packaging, pkg, ds.table)
 
 
 def test_scheduler_delivers_incremental_at_the_new_york_cutoff(env):

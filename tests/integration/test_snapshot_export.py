@@ -24,25 +24,9 @@ from sinks.export import ExportRequest, export_snapshot
 from snapsync.db import connect, ensure_database
 from snapsync.seed import HARD_TEXTS
 from tests.conftest import settings_for
+from tests.integration.pipeline import customer_rows, empty_database
 
 BIN = str(Path(sys.executable).with_name("snapsync"))
-
-
-def _rows(settings, table: str, customers) -> list[tuple]:
-    with connect(settings.db) as conn:
-        cur = conn.cursor()
-        cur.execute(f"SELECT * FROM `{table}` WHERE customer_id IN ({','.join(map(str, customers))}) ORDER BY id")
-        return list(cur.fetchall())
-
-
-def _empty_db(base, name: str):
-    s = settings_for(base, name)
-    ensure_database(s.db)
-    with connect(s.db) as conn:
-        cur = conn.cursor()
-        for ds in DATASETS:
-            cur.execute(f"DROP TABLE IF EXISTS `{ds.table}`")
-    return s
 
 
 PATHS = pytest.mark.parametrize("server_side", [True, False], ids=["server-writes", "client-stream"])
@@ -54,7 +38,7 @@ def test_dat_load_data_round_trip_is_exact_for_every_data_set(seeded_db, tmp_pat
     result = export_snapshot(seeded_db, ExportRequest(customers, "dat", "combined", server_side=server_side),
                              tmp_path / "out")
     pkg = result.path / "combined"
-    target = _empty_db(seeded_db, seeded_db.db.database + f"_load{int(server_side)}")
+    target = empty_database(seeded_db, seeded_db.db.database + f"_load{int(server_side)}")
     with connect(target.db) as conn:
         cur = conn.cursor()
         for ds in DATASETS:
@@ -65,8 +49,8 @@ def test_dat_load_data_round_trip_is_exact_for_every_data_set(seeded_db, tmp_pat
             assert cur.fetchone()[0] == 0, ds.table
         conn.commit()
     for ds in DATASETS:
-        assert _rows(target, ds.table, customers) == _rows(seeded_db, ds.table, customers), ds.table
-    notes = [r[-3] for r in _rows(target, "patient", [1])][: len(HARD_TEXTS)]
+        assert customer_rows(target, ds.table, customers) == customer_rows(seeded_db, ds.table, customers), ds.table
+    notes = [r[-3] for r in customer_rows(target, "patient", [1])][: len(HARD_TEXTS)]
     assert notes == list(HARD_TEXTS)  # TAB, LF, CR, NUL, backslash, NULL vs '' and emoji all exact
 
 
@@ -95,7 +79,7 @@ def test_dat_is_what_into_outfile_prints_except_tab_and_newline(seeded_db, tmp_p
                 continue
             # Only a value with TAB, LF or CR may make them differ; ours stays one row per line.
             assert any(e in ours for e in (b"\\t", b"\\n", b"\\r")), ds.table
-            assert len(ours.splitlines()) == len(_rows(seeded_db, ds.table, [2])), ds.table
+            assert len(ours.splitlines()) == len(customer_rows(seeded_db, ds.table, [2])), ds.table
     assert identical >= len(DATASETS) - 6
 
 
@@ -105,7 +89,7 @@ def test_duckdb_and_pandas_read_the_files(seeded_db, tmp_path):
 
     result = export_snapshot(seeded_db, ExportRequest([1, 2, 3], "dat", "combined"), tmp_path / "out")
     path = result.path / "combined" / "charge.DAT"
-    expected = _rows(seeded_db, "charge", [1, 2, 3])
+    expected = customer_rows(seeded_db, "charge", [1, 2, 3])
     # The one-liners documented in docs/snapshots.md:
     df = duckdb.sql(f"SELECT * FROM read_csv('{path}', delim='\\t', quote='', escape='', header=true, "
                     "nullstr='\\N', auto_detect=true)").df()
@@ -131,13 +115,13 @@ def test_mysql_format_loads_with_the_mariadb_client(seeded_db, tmp_path, server_
     result = export_snapshot(seeded_db, ExportRequest(customers, "mysql", "combined", server_side=server_side),
                              tmp_path / "out")
     sql = result.path / "combined" / "snapshot.sql"
-    target = _empty_db(seeded_db, seeded_db.db.database + f"_sql{int(server_side)}")
+    target = empty_database(seeded_db, seeded_db.db.database + f"_sql{int(server_side)}")
     db = target.db
     r = subprocess.run(["mariadb", f"-h{db.host}", f"-P{db.port}", f"-u{db.user}", "--protocol=TCP",
                         "--default-character-set=utf8mb4", db.database], stdin=open(sql, "rb"),
                        capture_output=True)
     assert r.returncode == 0, r.stderr.decode()[-2000:]
-    ref = _empty_db(seeded_db, seeded_db.db.database + f"_ref{int(server_side)}")
+    ref = empty_database(seeded_db, seeded_db.db.database + f"_ref{int(server_side)}")
     with connect(ref.db) as conn:
         cur = conn.cursor()
         for ds in DATASETS:
@@ -154,7 +138,7 @@ def test_mysql_format_loads_with_the_mariadb_client(seeded_db, tmp_path, server_
         got = {n.split(".")[-1]: v for n, v in cur.fetchall()}
     assert got == want
     for ds in DATASETS:
-        assert _rows(target, ds.table, customers) == _rows(seeded_db, ds.table, customers), ds.table
+        assert customer_rows(target, ds.table, customers) == customer_rows(seeded_db, ds.table, customers), ds.table
 
 
 def _dat_customer_ids(path: Path) -> list[int]:
@@ -215,7 +199,7 @@ def test_sample_is_first_five_rows_of_each_data_set(seeded_db, tmp_path, cli_env
     folder = Path(json.loads(r.stdout)["path"]) / "customer-2"
     for ds in DATASETS:
         ids = [int(line.split(b"\t", 1)[0]) for line in (folder / f"{ds.table}.DAT").read_bytes().split(b"\n")[1:-1]]
-        want = [row[0] for row in _rows(seeded_db, ds.table, [2])[:5]]
+        want = [row[0] for row in customer_rows(seeded_db, ds.table, [2])[:5]]
         assert ids == want, ds.table
     assert json.loads((folder / "manifest.json").read_text())["kind"] == "sample"
 
