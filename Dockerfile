@@ -5,6 +5,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY schemas schemas
 COPY connectors connectors
+COPY control control
 COPY streams streams
 COPY sinks sinks
 COPY snapsync snapsync

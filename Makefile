@@ -1,5 +1,5 @@
 # The two commands of the README: `make demo` and `make test`. Both set up a fresh machine.
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench screenshots clean
 
 setup:
 	@./scripts/bootstrap.sh
@@ -7,8 +7,14 @@ setup:
 demo: setup
 	.venv/bin/snapsync demo
 
-test: setup
+test:
+	@./scripts/bootstrap.sh --browser
 	.venv/bin/pytest -q
+
+# The web app's screenshots in docs/web/ (docs/web.md shows them), taken by the browser tests.
+screenshots:
+	@./scripts/bootstrap.sh --browser
+	SNAPSYNC_SCREENSHOTS=docs/web .venv/bin/pytest -q tests/web/test_browser.py tests/web/test_popup.py
 
 bench: setup
 	.venv/bin/python -m bench.run_all

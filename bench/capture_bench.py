@@ -20,10 +20,10 @@ from pymysqlreplication import BinLogStreamReader
 from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
 
 from bench.common import bench_settings, percentile, report
-from connectors.binlog_capture import Capture
-from connectors.offsets import OffsetStore, StoredOffset
-from schemas.catalog import DATASETS
-from snapsync.db import connect
+from snapsync.connectors.binlog_capture import Capture
+from snapsync.connectors.mysql import connect
+from snapsync.connectors.offsets import OffsetStore, StoredOffset
+from snapsync.schemas.catalog import DATASETS
 
 ROWS = 200_000
 BATCH = 1000

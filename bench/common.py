@@ -7,9 +7,9 @@ import os
 import time
 from pathlib import Path
 
-from schemas.config import Settings, load_settings
-from snapsync.db import connect, ensure_database
+from snapsync.connectors.mysql import connect, ensure_database
 from snapsync.local import LocalStack
+from snapsync.schemas.config import Settings, load_settings
 from snapsync.seed import plan, seed
 
 BENCH_HOME = Path(os.environ.get("SNAPSYNC_BENCH_HOME", ".snapsync/bench"))

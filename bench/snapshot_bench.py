@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from bench.common import CUSTOMERS, bench_settings, report
-from sinks.export import ExportRequest, export_snapshot
+from snapsync.sinks.export import ExportRequest, export_snapshot
 
 REPEAT = int(os.environ.get("SNAPSYNC_BENCH_REPEAT", "3"))
 

@@ -1,8 +1,8 @@
 """Data Sync benchmark.
 
-1. Latency: one sync-from customer, 50 sync-to customers (codes, override). A code is
+1. Latency: one sync-from customer, 200 sync-to customers (codes, override). A code is
    edited in the source; the time from that commit until the row is visible with the new
-   value in all 50 targets, p50/p99 over ``EDITS`` edits (the real capture, broker, worker).
+   value in all 200 targets, p50/p99 over ``EDITS`` edits (the real capture, broker, worker).
 2. Initial copy: 10,000 procedure codes copied to 10 new targets by ``initial_copy``
    (set-based, with before-images for undo), beside a plain ``INSERT ... SELECT`` of the
    same rows to 10 other customers. Goal: within 2x.
@@ -18,18 +18,18 @@ import time
 from pathlib import Path
 
 from bench.common import BENCH_HOME, percentile, report
-from connectors.binlog_capture import Capture
-from schemas.catalog import dataset
-from schemas.config import load_settings
-from snapsync.control import ensure_control_tables
-from snapsync.db import connect, ensure_database
-from streams.app import spawn_worker
+from snapsync.connectors.binlog_capture import Capture
+from snapsync.connectors.mysql import connect, ensure_database
+from snapsync.control import sync_groups
+from snapsync.control.data_sync import initial_copy
+from snapsync.control.tables import ensure_control_tables
 from snapsync.local import LocalStack, stop_pid
+from snapsync.schemas.catalog import dataset
+from snapsync.schemas.config import load_settings
 from snapsync.seed import seed
-from streams import sync_groups
-from streams.sync_apply import copy_columns, initial_copy
+from snapsync.streams.app import spawn_worker
 
-TARGETS = 50
+TARGETS = int(os.environ.get("SNAPSYNC_BENCH_TARGETS", "200"))
 EDITS = int(os.environ.get("SNAPSYNC_BENCH_EDITS", "40"))
 
 
@@ -79,7 +79,7 @@ def main() -> None:
 
     # --- 2. initial copy ---------------------------------------------------------------------
     ds = dataset("cpt_code")
-    cols = ", ".join(f"`{c}`" for c in copy_columns(ds))
+    cols = ", ".join(f"`{c}`" for c in ds.sync_columns)
     with connect(s.db, autocommit=True) as conn:
         cur = conn.cursor()
         base = 1000

@@ -50,23 +50,24 @@ from pymysqlreplication.event import (
 )
 from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
 
-from connectors.kafka import ensure_topics, producer
-from connectors.offsets import CAPTURE_CONTROL_TABLES, OffsetStore, StoredOffset
-from schemas.catalog import DATASETS, DataSet
-from schemas.config import Settings
-from schemas.errors import FatalError, RetriableError
-from schemas.events import (
-    ChangeEvent,
-    SourcePosition,
-    change_topic,
-    dead_letter_topic,
-    dumps,
-    encode_value,
-    heartbeat_topic,
-    heartbeat_value,
-    transaction_topic,
+from snapsync.connectors.kafka import ensure_topics, producer
+from snapsync.connectors.mysql import (
+    CAPTURE_GRANTS,
+    binlog_files,
+    connect,
+    description_encoder,
+    is_mariadb,
+    is_transient,
+    missing_grants,
+    open_consistent_snapshot,
 )
-from snapsync.db import binlog_files, connect, description_encoder, start_consistent_snapshot
+from snapsync.connectors.offsets import CAPTURE_CONTROL_TABLES, OffsetStore, StoredOffset
+from snapsync.schemas.catalog import DATASETS, DataSet
+from snapsync.schemas.config import Settings
+from snapsync.schemas.errors import ConfigError, FatalError, RetriableError
+from snapsync.schemas.events import ChangeEvent, SourcePosition, dumps, encode_value
+from snapsync.schemas.messages import Heartbeat
+from snapsync.schemas.topics import change_topic, dead_letter_topic, heartbeat_topic, transaction_topic
 
 log = logging.getLogger("snapsync.capture")
 
@@ -87,6 +88,13 @@ class CaptureStats:
     commits: int = 0
     last_position: SourcePosition | None = None
     lag_ms: list[float] = field(default_factory=list)
+    # For the metrics port (connectors/capture_metrics.py): what capture is doing, the newest
+    # source commit time read (epoch seconds), the last turn of the streaming loop (monotonic)
+    # and the restart point last stored.
+    state: str = "starting"
+    source_ts: float | None = None
+    loop_at: float = 0.0
+    restart_point: StoredOffset | None = None
 
 
 class Capture:
@@ -167,42 +175,87 @@ class Capture:
             self._produce(topic, key, None)  # tombstone, for log compaction
 
     # -- entry point ------------------------------------------------------------------------
-    def run(self, *, resnapshot: bool = False, install_signals: bool = True) -> CaptureStats:
-        """Snapshot if needed, then stream until stopped (SIGTERM/SIGINT or ``stop_event``)."""
+    def run(self, *, resnapshot: bool = False, install_signals: bool = True,
+            outage_retry: bool = True) -> CaptureStats:
+        """Snapshot if needed, then stream until stopped (SIGTERM/SIGINT or ``stop_event``).
+
+        An outage of the database or the broker is waited out with back-off: capture starts
+        again from the stored restart point, which only ever moved after the broker had
+        acknowledged everything before it (nothing lost; at most one interval produced
+        twice). ``outage_retry=False`` raises instead (tests, one-shot runs).
+        """
         if install_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda *_: self.stop_event.set())
+        delay = 1.0
+        while True:
+            try:
+                self._run_once(resnapshot)
+                self.stats.state = "stopped"
+                return self.stats
+            except Exception as exc:  # noqa: BLE001 - classified
+                if not outage_retry or not is_transient(exc) or self.stop_event.is_set():
+                    self.stats.state = "failed"
+                    raise
+                self.stats.state = "paused"
+                log.warning("capture paused: %s; starting again from the stored position in %.0fs",
+                            exc if isinstance(exc, RetriableError) else type(exc).__name__, delay)
+                self._errors.clear()
+                self.stop_event.wait(delay)
+                delay = min(delay * 2, 30.0)
+                resnapshot = False
+                if self.stop_event.is_set():
+                    return self.stats
+
+    def check_grants(self) -> None:
+        """Every privilege capture needs, before anything is written.
+
+        Raises:
+            ConfigError: naming each missing grant and the statement that gives it.
+        """
+        with connect(self.settings.db) as conn:
+            missing = missing_grants(conn, self.db, CAPTURE_GRANTS)
+        if missing:
+            user = self.settings.db.user
+            raise ConfigError(
+                f"the database user {user!r} lacks what capture needs: {', '.join(missing)}. Grant them, e.g. "
+                f"GRANT SELECT, INSERT, UPDATE, DELETE, CREATE ON `{self.db}`.* TO '{user}'@'%'; "
+                f"GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO '{user}'@'%'")
+
+    def _run_once(self, resnapshot: bool) -> None:
+        self.check_grants()
         ensure_topics(self.settings.kafka_bootstrap,
                       [*self.topics(), heartbeat_topic(self.prefix), transaction_topic(self.prefix),
                        dead_letter_topic(self.prefix)], self.partitions)
         ctl = connect(self.settings.db, autocommit=False)
-        store = OffsetStore(ctl, self.connector)
-        if resnapshot:
-            store.reset()
-        offset = store.load()
-        if offset is None or not offset.snapshot_completed:
-            offset = self.snapshot(store)
-        else:
-            files = binlog_files(ctl)
-            if offset.file not in files:
-                raise FatalError(
-                    f"binlog file {offset.file} was purged on the server; the stored position is gone "
-                    f"(oldest binlog now: {files[0] if files else 'none'}). Changes after it cannot be read. "
-                    f"Run `snapsync capture --resnapshot` to take a new initial snapshot."
-                )
-            log.info("resuming capture at %s:%d", offset.file, offset.pos)
         try:
+            store = OffsetStore(ctl, self.connector)
+            if resnapshot:
+                store.reset()
+            offset = store.load()
+            if offset is None or not offset.snapshot_completed:
+                offset = self.snapshot(store)
+            else:
+                files = binlog_files(ctl)
+                if offset.file not in files:
+                    raise FatalError(
+                        f"binlog file {offset.file} was purged on the server; the stored position is gone "
+                        f"(oldest binlog now: {files[0] if files else 'none'}). Changes after it cannot be read. "
+                        f"Run `snapsync capture --resnapshot` to take a new initial snapshot."
+                    )
+                log.info("resuming capture at %s:%d", offset.file, offset.pos)
             self.stream(store, offset)
         finally:
             ctl.close()
-        return self.stats
 
     # -- initial snapshot -------------------------------------------------------------------
     def snapshot(self, store: OffsetStore) -> StoredOffset:
         """Read every catalog table in one consistent-read transaction (``op`` = ``r``)."""
         conn = connect(self.settings.db, cursorclass=pymysql.cursors.SSCursor)
+        self.stats.state = "snapshot"
         try:
-            file, pos, gtid = start_consistent_snapshot(conn)
+            point = open_consistent_snapshot([conn], mariadb=is_mariadb(conn))
+            file, pos, gtid = point.file, point.pos, point.gtid
             store.save(StoredOffset(file, pos, gtid, False))
             log.info("initial snapshot at %s:%d", file, pos)
             ts_ms = int(time.time() * 1000)
@@ -289,9 +342,10 @@ class Capture:
         next_commit = time.monotonic() + self.commit_interval
         next_heartbeat = time.monotonic()
         file = offset.file
+        self.stats.state = "streaming"
         try:
             while not self.stop_event.is_set():
-                now = time.monotonic()
+                now = self.stats.loop_at = time.monotonic()
                 if hb_conn is not None and now >= next_heartbeat:
                     self._write_heartbeat(hb_conn)
                     next_heartbeat = now + self.heartbeat_interval
@@ -302,6 +356,15 @@ class Capture:
                 if ev is None:
                     continue
                 self._producer.poll(0)
+                if ev.timestamp and ev.timestamp > (self.stats.source_ts or 0):
+                    self.stats.source_ts = ev.timestamp
+                if isinstance(ev, (RotateEvent, MariadbGtidEvent, GtidEvent)) or (
+                        isinstance(ev, QueryEvent) and ev.query.strip().upper() == "BEGIN"):
+                    # Every transaction maps its tables again before its rows. mysql-replication
+                    # keeps no map for a table it filters out, so a row event of such a table could
+                    # find a stale map under the same table id (ids restart with the server; a
+                    # resumed reader has seen the old ones): forget them at every boundary.
+                    reader.table_map.clear()
                 if isinstance(ev, RotateEvent):
                     file = ev.next_binlog
                     continue
@@ -379,6 +442,7 @@ class Capture:
         self._flush()
         store.save(boundary)
         self.stats.commits += 1
+        self.stats.restart_point = boundary
 
     def _heartbeat_seen(self, ev, file: str, end_pos: int, store: OffsetStore, txn) -> None:
         for row in ev.rows:
@@ -389,10 +453,11 @@ class Capture:
             # then announce the watermark with the end offsets covering it.
             self._flush()
             position = SourcePosition(file, end_pos, 0, txn["id"] if txn else None)
-            value = heartbeat_value(int(time.time() * 1000), position, int(values["ts_us"]))
-            value["offsets"] = {t: {str(p): o for p, o in parts.items()} for t, parts in self._end_offsets.items()
-                                if t.startswith(self.prefix + "." + self.db + ".")}
-            self._produce(heartbeat_topic(self.prefix), dumps({"serverName": self.prefix}), dumps(value))
+            offsets = {t: {str(p): o for p, o in parts.items()} for t, parts in self._end_offsets.items()
+                       if t.startswith(self.prefix + "." + self.db + ".")}
+            value = Heartbeat.at(int(time.time() * 1000), position, int(values["ts_us"]), offsets)
+            self.stats.source_ts = max(self.stats.source_ts or 0, int(values["ts_us"]) / 1e6)  # finer than the header
+            self._produce(heartbeat_topic(self.prefix), dumps({"serverName": self.prefix}), value.to_json())
             # The row itself, as a Debezium connector with the same heartbeat.action.query emits it.
             row_ev = ChangeEvent(
                 op="u" if "after_values" in row else "c", db=self.db, table="snapsync_heartbeat",

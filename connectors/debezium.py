@@ -15,9 +15,9 @@ from typing import Any
 
 import requests
 
-from schemas.catalog import DATASETS
-from schemas.config import Settings
-from schemas.errors import ConfigError, FatalError, RetriableError
+from snapsync.schemas.catalog import DATASETS
+from snapsync.schemas.config import Settings
+from snapsync.schemas.errors import ConfigError, FatalError, RetriableError
 
 CONNECTOR_CLASS = "io.debezium.connector.mysql.MySqlConnector"
 SIGNAL_TABLE = "snapsync_debezium_signal"

@@ -7,7 +7,7 @@ from typing import Iterable
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from schemas.errors import RetriableError
+from snapsync.schemas.errors import RetriableError
 
 
 def producer(bootstrap: str, **overrides) -> Producer:

@@ -1,5 +1,5 @@
 """The practice-database catalog: every data set of the Recurring Data Snapshots
-document (plus what Data Sync needs) as a table, with the metadata of DESIGN.md
+document (plus what Data Sync needs) as a table, with the metadata of docs/contracts.md
 contract 2.
 
 Decisions written down here:
@@ -85,6 +85,12 @@ class DataSet:
     def column_names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns)
 
+    @property
+    def sync_columns(self) -> tuple[str, ...]:
+        """The columns Data Sync copies: all but the id, the tenant column and the never-copied ones."""
+        skip = {"id", self.tenant_column, *self.never_copied}
+        return tuple(c for c in self.column_names if c not in skip)
+
     def column(self, name: str) -> Column:
         for c in self.columns:
             if c.name == name:
@@ -117,6 +123,13 @@ class DataSet:
             f"CREATE TABLE {ine}`{self.table}` (\n  {body}\n) "
             "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci"
         )
+
+    def typed_columns(self) -> list[dict]:
+        """The typed schema a package manifest carries: per column its name, MySQL type,
+        nullability and whether it is in the primary key."""
+        pk = set(self.primary_key)
+        return [{"name": c.name, "type": c.type, "nullable": c.nullable, "primary_key": c.name in pk}
+                for c in self.columns]
 
     def to_json(self) -> dict:
         """The catalog entry as printed by ``snapsync catalog --json``."""

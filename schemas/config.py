@@ -27,9 +27,9 @@ from urllib.parse import unquote, urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from schemas.errors import ConfigError
+from snapsync.schemas.errors import ConfigError, validation_message
 
-_FIXES = {
+CONFIG_FIXES = {
     "database_url": "set SNAPSYNC_DATABASE_URL (or database_url in the config file) to "
     "mysql://user:password@host:port/database, or run `snapsync local up`",
     "kafka_bootstrap": "set SNAPSYNC_KAFKA_BOOTSTRAP (or kafka_bootstrap in the config file) to "
@@ -120,6 +120,12 @@ class Settings(BaseSettings):
             raise ValueError(f"{v!r} is not a host:port list")
         return ",".join(hosts)
 
+    @field_validator("home", mode="before")
+    @classmethod
+    def _check_home(cls, v: Any) -> Any:
+        check_home(v)
+        return v
+
     @field_validator("topic_prefix")
     @classmethod
     def _check_prefix(cls, v: str) -> str:
@@ -131,6 +137,25 @@ class Settings(BaseSettings):
     def db(self) -> DatabaseTarget:
         """The parsed database URL."""
         return parse_database_url(self.database_url.get_secret_value())
+
+
+def check_home(value: Any) -> Path:
+    """A usable data folder path (it may not exist yet).
+
+    Raises:
+        ValueError: not a path, a file, or under a file.
+    """
+    if not isinstance(value, (str, os.PathLike)) or str(value).strip() == "":
+        raise ValueError("must be a folder path")
+    path = Path(value).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{path} is a file, not a folder")
+    for parent in path.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"{path} lies under the file {parent}")
+            break
+    return path
 
 
 def local_stack_file(home: Path) -> Path:
@@ -156,6 +181,10 @@ def configured_values(config_file: str | os.PathLike[str] | None = None) -> dict
             file_values = tomllib.loads(p.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {p} is not valid TOML ({exc}): fix the line named") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"config file {p} is not UTF-8 text (byte {exc.start}): save it as UTF-8") from None
+        except OSError as exc:
+            raise ConfigError(f"config file {p} cannot be read ({exc.strerror}): check its permissions") from None
         unknown = sorted(set(file_values) - set(Settings.model_fields))
         if unknown:
             raise ConfigError(
@@ -178,7 +207,8 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides
     """
     values = configured_values(config_file)
     values.update({k: v for k, v in overrides.items() if v is not None})
-    home = Path(values.get("home", ".snapsync"))
+    home = values.get("home", ".snapsync")
+    home = Path(home) if isinstance(home, (str, os.PathLike)) else Path(".snapsync")  # a bad one is reported below
     stack = local_stack_file(home)
     if ("database_url" not in values or "kafka_bootstrap" not in values) and stack.is_file():
         try:
@@ -197,9 +227,6 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides
 
 def format_validation_error(exc: ValidationError) -> str:
     """One line per bad key: which key, what is wrong, how to fix it."""
-    lines = ["invalid configuration:"]
-    for err in exc.errors():
-        key = str(err["loc"][0]) if err["loc"] else "?"
-        what = "is missing" if err["type"] == "missing" else err["msg"].removeprefix("Value error, ")
-        lines.append(f"  - SNAPSYNC_{key.upper()} ({key}) {what}: {_FIXES.get(key, 'see snapsync --help')}")
-    return "\n".join(lines)
+    return validation_message(exc, "invalid configuration:", label=lambda k: f"SNAPSYNC_{k.upper()} ({k})",
+                              fixes={k: CONFIG_FIXES.get(k, "see snapsync --help") for k in Settings.model_fields},
+                              template="  - {label} {what}: {fix}")

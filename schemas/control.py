@@ -1,4 +1,4 @@
-"""Control tables (DESIGN.md contract 9) and the validated models stored in them.
+"""Control tables (docs/contracts.md, contract 9) and the validated models stored in them.
 
 Control tables live in the practice database beside the data, prefixed ``snapsync_``;
 capture never emits them as changes (they are not catalog tables).
@@ -7,6 +7,7 @@ capture never emits them as changes (they are not catalog tables).
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -99,16 +100,30 @@ SYNC_DDL: tuple[str, ...] = (
   PRIMARY KEY (`command_id`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
     # The applier's own writes, recognised when they come back through the change stream.
+    # ``path``: the customers the change has been applied in, from its origin (a chain goes on
+    # to targets not in it); NULL: snapsync's own write that is never fanned out (an undo).
     """CREATE TABLE IF NOT EXISTS `snapsync_sync_echo` (
   `echo_id` BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
   `table_name` VARCHAR(64) NOT NULL,
   `row_id` BIGINT UNSIGNED NOT NULL,
   `digest` CHAR(64) NOT NULL,
+  `path` JSON NULL,
   `created_at` DATETIME(6) NOT NULL,
   PRIMARY KEY (`echo_id`),
   KEY `ix_row` (`table_name`, `row_id`, `digest`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
+    # The fan-out's decision for each change event it recognised as snapsync's write, by the
+    # event's binlog position: a replayed event (after a crash) is routed the same way.
+    """CREATE TABLE IF NOT EXISTS `snapsync_sync_seen` (
+  `event_id` VARCHAR(200) NOT NULL,
+  `path` JSON NULL,
+  `seen_at` DATETIME(6) NOT NULL,
+  PRIMARY KEY (`event_id`),
+  KEY `ix_seen_at` (`seen_at`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
     # Before-images of what sync wrote, for `snapsync sync undo` (before_json NULL: created).
+    # ``after_json``: what the application wrote (MySQL text by column; for a bulk range of
+    # created rows, by row id), so that undo can tell whether the item changed since.
     """CREATE TABLE IF NOT EXISTS `snapsync_sync_before` (
   `audit_id` BIGINT UNSIGNED NOT NULL,
   `table_name` VARCHAR(64) NOT NULL,
@@ -116,6 +131,7 @@ SYNC_DDL: tuple[str, ...] = (
   `row_id` BIGINT UNSIGNED NULL,
   `natural_key` JSON NOT NULL,
   `before_json` JSON NULL,
+  `after_json` JSON NULL,
   KEY `ix_audit` (`audit_id`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
 )
@@ -135,6 +151,22 @@ DELTA_DDL: tuple[str, ...] = (
   PRIMARY KEY (`customer_id`, `table_name`, `pk`, `window_cutoff`),
   KEY `ix_window` (`window_cutoff`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
+    # Staged changes an export could not use (a value that does not fit its column): kept
+    # with the reason, out of the way of every later export.
+    """CREATE TABLE IF NOT EXISTS `snapsync_delta_quarantine` (
+  `quarantine_id` BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
+  `customer_id` INT UNSIGNED NOT NULL,
+  `table_name` VARCHAR(64) NOT NULL,
+  `pk` VARCHAR(255) NOT NULL,
+  `window_cutoff` DATETIME NOT NULL,
+  `op` CHAR(1) NOT NULL,
+  `image` LONGTEXT NULL,
+  `src_order` DECIMAL(38,0) NOT NULL,
+  `reason` VARCHAR(500) NOT NULL,
+  `quarantined_at` DATETIME(6) NOT NULL,
+  PRIMARY KEY (`quarantine_id`),
+  KEY `ix_customer` (`customer_id`, `table_name`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
     # What each delivery target (a delivery folder) last received, per customer.
     """CREATE TABLE IF NOT EXISTS `snapsync_incremental_state` (
   `delivery_key` VARCHAR(255) NOT NULL,
@@ -152,6 +184,126 @@ DELTA_DDL: tuple[str, ...] = (
   PRIMARY KEY (`topic`, `partition_id`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
 )
+
+USER_DDL: tuple[str, ...] = (
+    # People of the Services web app: one account each, a role, an argon2 password hash.
+    """CREATE TABLE IF NOT EXISTS `snapsync_user` (
+  `user_id` INT UNSIGNED NOT NULL AUTO_INCREMENT,
+  `account_id` INT UNSIGNED NOT NULL,
+  `email` VARCHAR(254) NOT NULL,
+  `role` VARCHAR(12) NOT NULL,
+  `password_hash` VARCHAR(255) NOT NULL,
+  `disabled` TINYINT(1) NOT NULL DEFAULT 0,
+  `created_at` DATETIME(6) NOT NULL,
+  `updated_at` DATETIME(6) NOT NULL,
+  PRIMARY KEY (`user_id`),
+  UNIQUE KEY `uk_email` (`email`),
+  KEY `ix_account` (`account_id`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
+    # Personal API tokens: only their SHA-256 is kept (the token is shown once).
+    """CREATE TABLE IF NOT EXISTS `snapsync_api_token` (
+  `token_id` INT UNSIGNED NOT NULL AUTO_INCREMENT,
+  `user_id` INT UNSIGNED NOT NULL,
+  `token_hash` CHAR(64) NOT NULL,
+  `created_at` DATETIME(6) NOT NULL,
+  `expires_at` DATETIME(6) NOT NULL,
+  `last_used_at` DATETIME(6) NULL,
+  PRIMARY KEY (`token_id`),
+  UNIQUE KEY `uk_hash` (`token_hash`),
+  KEY `ix_user` (`user_id`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
+    # Signed-in browsers: the SHA-256 of the session id in the cookie, its CSRF token, expiry.
+    """CREATE TABLE IF NOT EXISTS `snapsync_web_session` (
+  `session_hash` CHAR(64) NOT NULL,
+  `user_id` INT UNSIGNED NOT NULL,
+  `csrf_token` VARCHAR(64) NOT NULL,
+  `created_at` DATETIME(6) NOT NULL,
+  `expires_at` DATETIME(6) NOT NULL,
+  PRIMARY KEY (`session_hash`),
+  KEY `ix_user` (`user_id`),
+  KEY `ix_expires` (`expires_at`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
+    # Failed sign-ins per e-mail and per client address, for throttling.
+    """CREATE TABLE IF NOT EXISTS `snapsync_login_failure` (
+  `throttle_key` VARCHAR(300) NOT NULL,
+  `at` DATETIME(6) NOT NULL,
+  KEY `ix_key_at` (`throttle_key`, `at`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
+    # Which user has read which message (the Messaging section's unread counts).
+    """CREATE TABLE IF NOT EXISTS `snapsync_notification_read` (
+  `notification_id` BIGINT UNSIGNED NOT NULL,
+  `user_id` INT UNSIGNED NOT NULL,
+  `read_at` DATETIME(6) NOT NULL,
+  PRIMARY KEY (`notification_id`, `user_id`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
+)
+
+OPS_DDL: tuple[str, ...] = (
+    # The nightly round's claims: one row per account, New York day and kind (the unique key
+    # that makes a delivery happen once however many schedulers and export workers run). A
+    # claimant holds the slot while ``lease_until`` (database clock) is in the future and
+    # renews it while it works; an expired lease may be taken over (docs/operations.md).
+    """CREATE TABLE IF NOT EXISTS `snapsync_export_claim` (
+  `account_id` INT UNSIGNED NOT NULL,
+  `slot_date` DATE NOT NULL,
+  `kind` VARCHAR(12) NOT NULL,
+  `state` VARCHAR(12) NOT NULL,
+  `owner` VARCHAR(200) NULL,
+  `lease_until` DATETIME(6) NULL,
+  `attempts` INT UNSIGNED NOT NULL DEFAULT 0,
+  `delivery_id` BIGINT UNSIGNED NULL,
+  `published_at` DATETIME(6) NULL,
+  `late_notified_at` DATETIME(6) NULL,
+  `created_at` DATETIME(6) NOT NULL,
+  `updated_at` DATETIME(6) NOT NULL,
+  PRIMARY KEY (`account_id`, `slot_date`, `kind`),
+  KEY `ix_slot_state` (`slot_date`, `state`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
+    # Long-running processes (capture, worker, scheduler, export workers, web) say they are
+    # alive every few seconds: `snapsync status` reports one not seen for a while as stopped.
+    """CREATE TABLE IF NOT EXISTS `snapsync_process` (
+  `process_id` VARCHAR(200) NOT NULL,
+  `role` VARCHAR(20) NOT NULL,
+  `host` VARCHAR(255) NOT NULL,
+  `pid` INT UNSIGNED NOT NULL,
+  `started_at` DATETIME(6) NOT NULL,
+  `seen_at` DATETIME(6) NOT NULL,
+  `interval_s` DOUBLE NOT NULL,
+  `stopped_at` DATETIME(6) NULL,
+  `metrics_port` INT UNSIGNED NULL,
+  PRIMARY KEY (`process_id`),
+  KEY `ix_role_seen` (`role`, `seen_at`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
+)
+
+Role = Literal["auth-rep", "viewer"]
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class User(BaseModel):
+    """A person of the Services web app: one account, a role (``auth-rep`` changes and
+    downloads; ``viewer`` reads)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    user_id: int | None = None
+    account_id: int = Field(gt=0)
+    email: str
+    role: Role = "viewer"
+    disabled: bool = False
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, v: str) -> str:
+        v = v.strip().lower()
+        if len(v) > 254 or not _EMAIL.match(v):
+            raise ValueError("give an e-mail address such as name@example.com")
+        return v
+
+    @property
+    def can_change(self) -> bool:
+        return self.role == "auth-rep"
+
 
 SyncMode = Literal["create-only", "override"]
 CLI_CATEGORIES = {"codes": "codes", "facilities": "facilities", "referring-providers": "referring_providers",
@@ -191,7 +343,7 @@ class SyncGroup(BaseModel):
         return tuple(sorted(set(v)))
 
 
-Format = Literal["dat", "mysql"]
+Format = Literal["dat", "mysql", "parquet"]
 Kind = Literal["full", "incremental"]
 Packaging = Literal["per-customer", "combined"]
 Container = Literal["folder", "zip"]
@@ -225,3 +377,11 @@ class SnapshotSettings(BaseModel):
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+#: Columns added to control tables after their first release: (table, column, definition).
+#: ``control.tables.ensure_control_tables`` adds the missing ones (MySQL has no ADD COLUMN IF NOT EXISTS).
+ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("snapsync_sync_echo", "path", "JSON NULL AFTER `digest`"),
+    ("snapsync_sync_before", "after_json", "JSON NULL"),
+)

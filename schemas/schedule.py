@@ -1,4 +1,4 @@
-"""Snapshot schedule times, in America/New_York (DESIGN.md contract 6).
+"""Snapshot schedule times, in America/New_York (docs/contracts.md, contract 6).
 
 * Full snapshot: as of 01:00 local on the scheduled day.
 * Incremental cutoff: 00:00 local (changes committed up to midnight).

@@ -1,14 +1,29 @@
 #!/usr/bin/env bash
 # Set up everything a fresh Debian machine lacks for snapsync, then the virtualenv.
 # Idempotent: each step is skipped when already done.
+#   --browser   also Debian's Chromium, which the web app's browser tests drive (make test)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+browser=0
+for arg in "$@"; do
+  case "$arg" in
+    --browser) browser=1 ;;
+    *) echo "usage: $0 [--browser]" >&2; exit 2 ;;
+  esac
+done
 
 need=()
 command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || need+=(mariadb-server)
 command -v mariadb >/dev/null 2>&1 || need+=(mariadb-client)
 command -v kcat >/dev/null 2>&1 || need+=(kcat)
 command -v mydumper >/dev/null 2>&1 || need+=(mydumper)
+command -v java >/dev/null 2>&1 || need+=(openjdk-17-jre-headless)  # Spark in docs/loading.md's tests
+if [ "$browser" = 1 ]; then
+  # Playwright drives the system Chromium (its own browser download cannot be used here).
+  [ -x /usr/bin/chromium ] || need+=(chromium)
+  fc-list 2>/dev/null | grep -qi dejavu || need+=(fonts-dejavu-core)
+fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
     echo "snapsync needs these Debian packages: ${need[*]}; install them (apt-get install -y ${need[*]}) and run again" >&2
@@ -28,6 +43,6 @@ fi
 if [ ! -f .venv/.installed ] || [ pyproject.toml -nt .venv/.installed ]; then
   .venv/bin/pip install -q --upgrade pip >/dev/null 2>&1 || true
   .venv/bin/pip install -q -e '.[test]' 2>&1 | grep -v '^WARNING: Location' || true
-  .venv/bin/python -c "import snapsync, confluent_kafka, faust, pymysqlreplication, pyarrow" 
+  .venv/bin/python -c "import snapsync, confluent_kafka, faust, pymysqlreplication, pyarrow, fastapi, uvicorn, argon2, playwright, prometheus_client"
   touch .venv/.installed
 fi

@@ -10,23 +10,24 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
-from schemas.catalog import DATASETS, DataSet
-from schemas.config import Settings
-from schemas.errors import ConfigError
-from sinks import incremental as inc
-from sinks.dat_format import dat_line_expr
-from sinks.delivery import Delivery
-from sinks.package import Container, Format, PackageWriter
-from sinks.server_side import ServerSideReader, server_can_write
-from sinks.source_reader import ConsistentReader, Query, SnapshotPoint
-from sinks.sql_format import sql_tuple_expr
-from snapsync.db import connect, is_mariadb
+from snapsync.connectors.mysql import SnapshotPoint, connect, is_mariadb
+from snapsync.control.accounts import check_customers
+from snapsync.schemas.catalog import DATASETS, DataSet
+from snapsync.schemas.config import Settings
+from snapsync.schemas.control import Container, Format, Kind, Packaging
+from snapsync.schemas.errors import ConfigError, RetriableError
+from snapsync.schemas.events import image_texts
+from snapsync.sinks import incremental as inc
+from snapsync.sinks.delivery import Delivery, check_root
+from snapsync.sinks.formats import get_format
+from snapsync.sinks.package import PackageWriter
+from snapsync.sinks.server_side import ServerSideReader, server_can_write
+from snapsync.sinks.source_reader import ConsistentReader, Query
+from snapsync.sinks.source_schema import read_datasets, schema_diff
 
 log = logging.getLogger("snapsync.export")
 
-Packaging = Literal["per-customer", "combined"]
 NY = "America/New_York"
 
 
@@ -36,12 +37,13 @@ class ExportRequest:
     format: Format = "dat"
     packaging: Packaging = "per-customer"
     container: Container = "folder"
-    kind: Literal["full", "incremental"] = "full"
+    kind: Kind = "full"
     cutoff: dt.datetime | None = None  # incremental: the window's end (naive UTC)
     watermark_timeout: float = 300.0  # incremental: how long to wait for the pipeline
     only: tuple[str, ...] | None = None  # internal (benchmarks): restrict to these tables
     sample_rows: int | None = None  # the "Download Sample": first N rows of each data set
     keep: int = 1
+    grace: float | None = None  # seconds a replaced delivery stays readable (default: sinks.delivery.GRACE)
     server_side: bool = True  # let a same-host server write the rows itself (sinks/server_side.py)
 
 
@@ -65,23 +67,9 @@ def validate_customers(settings: Settings, customers: list[int]) -> int:
     Raises:
         ConfigError: naming the unknown customers or the accounts involved.
     """
-    if not customers:
-        raise ConfigError("no customers selected: give at least one customer id (--customers 1,2)")
-    if len(set(customers)) != len(customers):
-        raise ConfigError("a customer is selected twice: list each customer once")
-    from snapsync.control import customer_accounts
-
     with connect(settings.db) as conn:
-        found = customer_accounts(conn, customers)
-    unknown = sorted(set(customers) - set(found))
-    if unknown:
-        raise ConfigError(f"unknown customer(s) {', '.join(map(str, unknown))}: pick existing customer ids")
-    accounts = sorted(set(found.values()))
-    if len(accounts) > 1:
-        raise ConfigError(
-            f"the customers belong to different accounts ({', '.join(map(str, accounts))}): "
-            "a snapshot holds the customers of one account only")
-    return accounts[0]
+        return check_customers(conn, customers, what="snapshot export",
+                               hint="pick existing customer ids of one account (--customers 1,2)")
 
 
 def package_name(packaging: Packaging, customer: int | None) -> str:
@@ -101,6 +89,7 @@ def plan_queries(req: ExportRequest, datasets: tuple[DataSet, ...] = DATASETS,
     incremental export, the customers whose incremental data sets go in full (as upserts);
     the others' come from the staged deltas, not from a query."""
     out = []
+    fmt = get_format(req.format)
     for pkg, members in package_groups(req):
         for ds in datasets:
             customers = members
@@ -111,11 +100,12 @@ def plan_queries(req: ExportRequest, datasets: tuple[DataSet, ...] = DATASETS,
                     continue
             where = (f"`customer_id` = {int(customers[0])}" if len(customers) == 1
                      else "`customer_id` IN (" + ",".join(str(int(c)) for c in customers) + ")")
-            expr = dat_line_expr(ds.columns) if req.format == "dat" else sql_tuple_expr(ds.columns)
-            if changes and req.format == "dat":
-                expr = f"CONCAT('U\\t',{expr})"
+            expr = fmt.row_expr(ds, changes=changes)
             order = ", ".join(f"`{c}`" for c in ds.primary_key)
-            out.append((Query(f"{pkg}/{ds.table}", ds.table, expr, where, order, req.sample_rows), pkg, ds))
+            pk = ds.primary_key[0] if len(ds.primary_key) == 1 and "INT" in ds.column(ds.primary_key[0]).type.upper() \
+                else None
+            out.append((Query(f"{pkg}/{ds.table}", ds.table, expr, where, order, req.sample_rows,
+                              customer=int(customers[0]) if len(customers) == 1 else None, pk=pk), pkg, ds))
     return out
 
 
@@ -132,31 +122,41 @@ def export_snapshot(settings: Settings, req: ExportRequest, out: Path, *,
     incremental = req.kind == "incremental"
     first: list[int] = []
     changes: dict[str, inc.Changes] = {}
+    check_root(out)  # a bad --out fails now, not after the watermark wait
     if incremental:
         if req.cutoff is None:
             raise ConfigError("an incremental snapshot needs its cutoff: give --cutoff (e.g. 2026-03-08T00:00)")
         covered = inc.covered_order(inc.wait_for_watermark(settings, req.cutoff, req.watermark_timeout))
-        key = inc.delivery_key(out)
-        with connect(settings.db) as conn:
-            done = inc.delivered_customers(conn, key, req.cutoff)
-            first = [c for c in req.customers if c not in done]
-            for pkg, members in package_groups(req):
-                changes[pkg] = inc.staged_changes(conn, {c: done[c] for c in members if c in done}, req.cutoff)
     created = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
     kind = "sample" if req.sample_rows is not None else req.kind
-    delivery = Delivery(out, f"{created:%Y%m%dT%H%M%SZ}-{kind}-{req.format}", keep=req.keep)
-    datasets = DATASETS if req.only is None else tuple(d for d in DATASETS if d.table in req.only)
-    sections = plan_queries(req, datasets, first=first)
+    # The root's lock is held from here to the recorded delivery: a second export into the
+    # same folder waits, and reads the state this one leaves.
+    delivery = Delivery(out, f"{created:%Y%m%dT%H%M%SZ}-{kind}-{req.format}", keep=req.keep, grace=req.grace)
+    try:
+        if incremental:
+            key = inc.delivery_key(out)
+            with connect(settings.db) as conn:
+                done = inc.delivered_customers(conn, key, req.cutoff)
+                first = [c for c in req.customers if c not in done]
+                for pkg, members in package_groups(req):
+                    changes[pkg] = inc.staged_changes(conn, {c: done[c] for c in members if c in done}, req.cutoff,
+                                                      members)
+        catalog = DATASETS if req.only is None else tuple(d for d in DATASETS if d.table in req.only)
+        with connect(settings.db) as conn:
+            mariadb = is_mariadb(conn)
+            datasets = read_datasets(conn, catalog)  # as the source has them: types travel with the data
+        sections = plan_queries(req, datasets, first=first)
+        customers_of = {package_name("per-customer", c): [c] for c in req.customers}
+        customers_of["combined"] = list(req.customers)
+        parts = delivery.staging / ".parts"
+        if req.server_side and server_can_write(settings.db, delivery.staging):
+            reader = ServerSideReader(settings.db, parts, sessions=2, mariadb=mariadb)
+        else:
+            reader = ConsistentReader(settings.db, mariadb=mariadb)
+    except BaseException:
+        delivery.abort()
+        raise
     writers: dict[str, PackageWriter] = {}
-    customers_of = {package_name("per-customer", c): [c] for c in req.customers}
-    customers_of["combined"] = list(req.customers)
-    with connect(settings.db) as conn:
-        mariadb = is_mariadb(conn)
-    parts = delivery.staging / ".parts"
-    if req.server_side and server_can_write(settings.db, delivery.staging):
-        reader = ServerSideReader(settings.db, parts, sessions=2, mariadb=mariadb)
-    else:
-        reader = ConsistentReader(settings.db, mariadb=mariadb)
     point: SnapshotPoint | None = None
     rows = 0
     try:
@@ -174,12 +174,16 @@ def export_snapshot(settings: Settings, req: ExportRequest, out: Path, *,
                 if incremental and ds.incremental:
                     _write_changes(w, ds, changes[pkg])
             if tag == "data":
-                rows += w.write_lines(ds, data)
+                rows += w.write_lines(ds, data, count=not reader.reports_rows)
             else:
+                if data is not None:  # the reader's row count of the section
+                    w.add_rows(ds, data)
+                    rows += data
                 w.end(ds)
                 if progress:
                     progress(i + 1, len(sections), rows)
         assert point is not None, "the export stream carried no snapshot position"
+        _check_schema_unchanged(settings, datasets)
         if incremental:  # data sets whose only content is the staged changes
             for pkg, members in package_groups(req):
                 w = writers.get(pkg) or writers.setdefault(
@@ -204,10 +208,13 @@ def export_snapshot(settings: Settings, req: ExportRequest, out: Path, *,
         }
         manifests = [w.finish({**meta, **({"full_for_customers": [c for c in first if c in w.customers]}
                                           if incremental else {})}, req.container) for w in writers.values()]
-        path = delivery.commit()
-        if incremental:
-            with connect(settings.db) as conn:
-                inc.record_delivered(conn, inc.delivery_key(out), req.customers, req.cutoff, covered)
+        path = delivery.commit(release=False)
+        try:
+            if incremental:
+                with connect(settings.db) as conn:
+                    inc.record_delivered(conn, inc.delivery_key(out), req.customers, req.cutoff, covered)
+        finally:
+            delivery.release()
     except BaseException:
         delivery.abort()
         raise
@@ -216,22 +223,26 @@ def export_snapshot(settings: Settings, req: ExportRequest, out: Path, *,
     return result
 
 
-def _write_changes(w: PackageWriter, ds: DataSet, changes: inc.Changes) -> None:
-    """The staged upserts and deletes of one incremental data set, in the package's format."""
-    from sinks.dat_format import NULL, escape_text
-    from sinks.sql_format import tuple_line
+def _check_schema_unchanged(settings: Settings, datasets: tuple[DataSet, ...]) -> None:
+    """The columns the files were written with are still the source's: otherwise the DDL and
+    typed manifest could describe files written under another schema.
 
-    images = changes.upserts.get(ds.table, [])
-    for start in range(0, len(images), 5000):  # statements of a few thousand rows
-        chunk = images[start:start + 5000]
-        if w.format == "dat":
-            data = "".join("U\t" + "\t".join(NULL if t is None else escape_text(t)
-                                                for t in inc.mysql_texts(ds, img).values()) + "\n"
-                           for img in chunk).encode("utf-8")
-        else:
-            data = b"".join(tuple_line(ds, inc.mysql_texts(ds, img)) for img in chunk)
-        w.write_lines(ds, data)
+    Raises:
+        RetriableError: an ALTER TABLE ran during the export (nothing is delivered).
+    """
+    with connect(settings.db) as conn:
+        now = read_datasets(conn, datasets)
+    changed = [f"{old.table} ({schema_diff(old, new)})" for old, new in zip(datasets, now) if old != new]
+    if changed:
+        raise RetriableError(f"the source schema changed during the export: {', '.join(changed)}; nothing was "
+                             "delivered, run the export again")
+
+
+def _write_changes(w: PackageWriter, ds: DataSet, changes: inc.Changes) -> None:
+    """The staged upserts and deletes of one incremental data set."""
+    w.write_upserts(ds, [image_texts(ds, img) for img in changes.upserts.get(ds.table, [])])
     w.write_deletes(ds, changes.deletes.get(ds.table, []))
+    w.entries[ds.table].quarantined += changes.quarantined.get(ds.table, 0)
 
 
 def _ny(utc_text: str) -> str:

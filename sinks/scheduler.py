@@ -1,75 +1,82 @@
 """The nightly delivery round: every enabled account's snapshot at its New York time.
 
-A round looks at each account with snapshots enabled; when the day's slot has passed
-(full: 01:00, see ``schemas/schedule.py``) and no delivery for that day is recorded, it
-exports, records the delivery (``snapsync_delivery``), audits it, and notifies the
-account (``snapsync_notification`` and the ``<prefix>.notifications`` topic) that the
-package is ready: where, its size and checksums. A failed export is recorded as failed
-and retried by the next round.
+A round looks at each account with snapshots enabled. When the day's slot has passed
+(full: 01:00, incremental: the 00:00 cutoff, see ``schemas/schedule.py``) the slot is
+*dispatched* (``control/claims.py``: of several schedulers, one wins) and then either
+
+* **published** as one job on ``<prefix>.export.jobs`` (``snapshot scheduler --jobs``), for
+  the ``snapsync export-worker`` processes (``sinks/export_worker.py``) to share; or
+* **run here** (``snapshot scheduler``, small installations): the same :func:`run_job` the
+  export workers run.
+
+:func:`run_job` claims the slot in the database, exports, and records the delivery
+(``snapsync_delivery``), the claim's end and the "ready" notification in one transaction;
+a failed export is recorded as failed (``snapshot_failed``) and tried again at a later round.
+A slot not delivered by its ready-by time (09:00 New York) gets one ``snapshot_late``
+notification, whichever scheduler sees it first.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import threading
+import time
 from pathlib import Path
 
-from schemas.config import Settings
-from schemas.control import SnapshotSettings, utcnow
-from schemas.events import dumps
-from schemas.errors import RetriableError
-from schemas.schedule import full_slot, incremental_cutoff, local_day, ready_by
-from sinks.incremental import wait_for_watermark
-from sinks import settings_store
-from sinks.export import ExportRequest, export_snapshot
-from snapsync.control import ensure_control_tables, notify, record_audit
-from snapsync.db import connect
+from snapsync.connectors.kafka import ensure_topics
+from snapsync.connectors.mysql import connect
+from snapsync.control import claims, deliveries, snapshot_settings
+from snapsync.control.notifications import notify
+from snapsync.control.tables import ensure_control_tables
+from snapsync.schemas.config import Settings
+from snapsync.schemas.control import SnapshotSettings
+from snapsync.schemas.errors import RetriableError
+from snapsync.schemas.events import dumps
+from snapsync.schemas.messages import ExportJob
+from snapsync.schemas.schedule import full_slot, incremental_cutoff, local_day, ready_by
+from snapsync.schemas.topics import export_jobs_topic, notifications_topic
+from snapsync.sinks import metrics
+from snapsync.sinks.export import ExportRequest, export_snapshot
+from snapsync.sinks.incremental import wait_for_watermark
 
 log = logging.getLogger("snapsync.scheduler")
+
+#: Partitions of the jobs topic: the most export workers that can share one round.
+JOB_PARTITIONS = 12
+#: A published job still queued after this long is published again (the broker may have lost it).
+REPUBLISH_AFTER = 900.0
+#: A failed slot is tried again after this long.
+RETRY_AFTER = 300.0
 
 
 def delivery_root(settings: Settings, account_id: int) -> Path:
     return Path(settings.home).resolve() / "deliveries" / f"account-{account_id}"
 
 
-def notifications_topic(prefix: str) -> str:
-    return f"{prefix}.notifications"
+def deliver(settings: Settings, cfg: SnapshotSettings, day: dt.date, *, producer=None,
+            claim: claims.Claim | None = None) -> dict:
+    """Export one account's package for ``day`` and record, audit and announce it. With a
+    ``claim``, the delivery is recorded only while the claim is still this owner's.
 
-
-def _delivered(conn, account_id: int, day: dt.date, kind: str) -> bool:
-    cur = conn.cursor()
-    cur.execute("SELECT 1 FROM snapsync_delivery WHERE account_id=%s AND slot_date=%s AND kind=%s AND "
-                "status='delivered' LIMIT 1", (account_id, day, kind))
-    found = cur.fetchone() is not None
-    conn.commit()
-    return found
-
-
-def deliver(settings: Settings, cfg: SnapshotSettings, day: dt.date, *, producer=None) -> dict:
-    """Export one account's package for ``day`` and record, audit and announce it."""
+    Raises:
+        claims.LostClaim: the claim was taken over meanwhile (nothing recorded).
+    """
     root = delivery_root(settings, cfg.account_id)
     cutoff = incremental_cutoff(day).replace(tzinfo=None) if cfg.kind == "incremental" else None
     if cutoff is not None:
         # Not recorded as a failure: the next round tries again. Raises RetriableError.
         wait_for_watermark(settings, cutoff, timeout=5.0)
     with connect(settings.db) as conn:
-        cur = conn.cursor()
-        cur.execute("INSERT INTO snapsync_delivery (account_id, slot_date, kind, status, started_at) "
-                    "VALUES (%s, %s, %s, 'running', %s)", (cfg.account_id, day, cfg.kind, utcnow()))
-        delivery_id = cur.lastrowid
-        conn.commit()
+        delivery_id = deliveries.start(conn, cfg.account_id, day, cfg.kind, commit=claim is None)
+        if claim is not None:  # one transaction: a worker dying after it leaves a record to abandon
+            claims.attach_delivery(conn, claim, delivery_id)
         try:
             result = export_snapshot(settings, ExportRequest(
                 customers=list(cfg.customers), format=cfg.format, packaging=cfg.packaging,
                 container=cfg.container, keep=cfg.keep, kind=cfg.kind, cutoff=cutoff, watermark_timeout=5.0), root)
         except Exception as exc:
-            cur.execute("UPDATE snapsync_delivery SET status='failed', finished_at=%s, detail=%s WHERE delivery_id=%s",
-                        (utcnow(), json.dumps({"error": type(exc).__name__, "message": str(exc)[:500]}), delivery_id))
-            record_audit(cur, account_id=cfg.account_id, entity="delivery", entity_id=str(delivery_id),
-                         action="failed", detail={"slot_date": day.isoformat(), "error": type(exc).__name__})
-            conn.commit()
+            deliveries.fail(conn, delivery_id, cfg.account_id, day, exc)
             raise
         size = sum(f["bytes"] for p in result.packages for f in p["files"])
         finished = dt.datetime.now(dt.timezone.utc)
@@ -80,17 +87,24 @@ def deliver(settings: Settings, cfg: SnapshotSettings, day: dt.date, *, producer
             "late": late, "source_position": result.summary()["source_position"],
             "packages": [{"package": p["package"], "files": p["files"]} for p in result.packages],
         }
-        cur.execute("UPDATE snapsync_delivery SET status='delivered', finished_at=%s, path=%s, bytes=%s, "
-                    "rows_total=%s, detail=%s WHERE delivery_id=%s",
-                    (finished.replace(tzinfo=None), str(result.path), size, result.rows, json.dumps(detail),
-                     delivery_id))
-        record_audit(cur, account_id=cfg.account_id, entity="delivery", entity_id=str(delivery_id),
-                     action="delivered", detail=detail)
-        message = (f"Your {cfg.kind} data snapshot for {day.isoformat()} is ready: {len(result.packages)} "
-                   f"package(s), {size:,} bytes, in {root / 'current'}. It replaces the previous snapshot; "
-                   "download it before the next one is generated.")
-        notify(cur, account_id=cfg.account_id, kind="snapshot_ready", message=message, detail=detail)
-        conn.commit()
+        cur = conn.cursor()
+        try:
+            if claim is not None:
+                claims.finish(cur, claim)
+            deliveries.finish(cur, delivery_id, cfg.account_id, finished, str(result.path), size, result.rows,
+                              detail)
+            message = (f"Your {cfg.kind} data snapshot for {day.isoformat()} is ready: {len(result.packages)} "
+                       f"package(s), {size:,} bytes. Download it from Downloads in the Services web app (the server "
+                       "keeps it under the account's delivery folder, `current`). It replaces the previous "
+                       "snapshot; download it before the next one is generated.")
+            notify(cur, account_id=cfg.account_id, kind="snapshot_ready", message=message, detail=detail)
+            conn.commit()
+        except claims.LostClaim:
+            conn.rollback()
+            cur.execute("UPDATE snapsync_delivery SET status='abandoned', finished_at=UTC_TIMESTAMP(6) "
+                        "WHERE delivery_id=%s AND status='running'", (delivery_id,))
+            conn.commit()
+            raise
     if producer is not None:
         producer.produce(notifications_topic(settings.topic_prefix), key=dumps({"account_id": cfg.account_id}),
                          value=dumps({**detail, "event": "snapshot_ready", "account_id": cfg.account_id,
@@ -100,30 +114,220 @@ def deliver(settings: Settings, cfg: SnapshotSettings, day: dt.date, *, producer
     return detail
 
 
+class LeaseKeeper:
+    """Renews a claim's lease every third of the lease from a daemon thread while the export
+    runs; ``alive()`` says whether the last renewal went through recently."""
+
+    def __init__(self, settings: Settings, claim: claims.Claim, lease: float) -> None:
+        self.settings, self.claim, self.lease = settings, claim, lease
+        self.lost = False
+        self.renewed_at = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lease", daemon=True)
+
+    def __enter__(self) -> LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        conn = None
+        while not self._stop.wait(self.lease / 3):
+            try:
+                conn = conn or connect(self.settings.db)
+                if not claims.renew(conn, self.claim, self.lease):
+                    self.lost = True
+                    log.warning("account %d: the claim for %s was taken over", self.claim.account_id,
+                                self.claim.slot_date)
+                    break
+                self.renewed_at = time.monotonic()
+            except Exception as exc:  # noqa: BLE001 - the next renewal tries again; the lease may run out
+                log.warning("lease renewal failed (%s)", type(exc).__name__)
+                conn = None
+        if conn is not None:
+            conn.close()
+
+
+def run_job(settings: Settings, cfg: SnapshotSettings, day: dt.date, owner: str, *, producer=None,
+            lease: float = claims.LEASE, keeper: list | None = None) -> dict | claims.Refusal:
+    """Claim the account's slot for ``day`` and deliver it; the delivery's detail, or why the
+    slot was not claimed. ``keeper`` (a list) receives the running :class:`LeaseKeeper`.
+
+    Raises:
+        Exception: a passing failure (``is_transient``: the slot is queued again), or the export
+            failed (recorded as failed; tried again at a later round).
+    """
+    with connect(settings.db) as conn:
+        got = claims.claim(conn, cfg.account_id, day, cfg.kind, owner, lease)
+    if isinstance(got, claims.Refusal):
+        return got
+    if got.taken_over:
+        log.warning("account %d: took over the claim for %s from %s (its lease ran out)", cfg.account_id, day,
+                    got.taken_over)
+    started = time.monotonic()
+    outcome = "failed"
+    try:
+        with LeaseKeeper(settings, got, lease) as k:
+            if keeper is not None:
+                keeper.append(k)
+            detail = deliver(settings, cfg, day, producer=producer, claim=got)
+        outcome = "delivered"
+    except claims.LostClaim:
+        outcome = "lost"
+        log.warning("account %d: the delivery for %s was not recorded: another owner took the claim", cfg.account_id,
+                    day)
+        return claims.Refusal("lost", got.owner)
+    except Exception as exc:
+        if is_transient(exc):  # the database or broker was away, the watermark not reached
+            outcome = "retry"
+            _end_claim(settings, claims.release, got)
+            raise
+        _end_claim(settings, claims.fail, got)
+        raise
+    finally:
+        metrics.EXPORTS.labels(cfg.kind, outcome).inc()
+        if keeper is not None:
+            keeper.clear()
+    metrics.EXPORT_SECONDS.labels(cfg.kind, cfg.format).observe(time.monotonic() - started)
+    metrics.EXPORT_ROWS.labels(cfg.kind).observe(detail["rows"])
+    metrics.EXPORT_BYTES.labels(cfg.kind).observe(detail["bytes"])
+    return detail
+
+
+def _end_claim(settings: Settings, how, claim: claims.Claim) -> None:
+    try:
+        with connect(settings.db) as conn:
+            how(conn, claim)
+    except Exception as exc:  # noqa: BLE001 - the lease runs out instead
+        log.warning("account %d: could not end the claim (%s); its lease will run out", claim.account_id,
+                    type(exc).__name__)
+
+
 def slot(cfg: SnapshotSettings, day: dt.date) -> dt.datetime:
     """When the day's delivery is due: full as of 01:00, incremental at the 00:00 cutoff."""
     return incremental_cutoff(day) if cfg.kind == "incremental" else full_slot(day)
 
 
-def run_round(settings: Settings, now: dt.datetime, *, producer=None) -> list[dict]:
-    """One scheduling round as of ``now`` (UTC): deliver what is due and not yet delivered."""
-    done = []
+def check_deadlines(settings: Settings, conn, due: list[SnapshotSettings], day: dt.date, now: dt.datetime,
+                    producer=None) -> list[int]:
+    """One ``snapshot_late`` notification per due slot not delivered by its ready-by time;
+    returns the accounts announced now."""
+    if now < ready_by(day):
+        return []
+    announced = []
+    for cfg in due:
+        if not claims.mark_late(conn, cfg.account_id, day, cfg.kind):
+            conn.commit()
+            continue
+        message = (f"Your {cfg.kind} data snapshot for {day.isoformat()} was not ready by 09:00 New York time. "
+                   "It is still being made; you will get a message when it is ready. The previous snapshot "
+                   "stays available.")
+        detail = {"slot_date": day.isoformat(), "kind": cfg.kind, "ready_by": ready_by(day).isoformat()}
+        notify(conn.cursor(), account_id=cfg.account_id, kind="snapshot_late", message=message, detail=detail)
+        conn.commit()
+        metrics.DEADLINES_MISSED.inc()
+        log.warning("account %d: the %s delivery for %s missed its ready-by time", cfg.account_id, cfg.kind, day)
+        announced.append(cfg.account_id)
+        if producer is not None:
+            producer.produce(notifications_topic(settings.topic_prefix), key=dumps({"account_id": cfg.account_id}),
+                             value=dumps({**detail, "event": "snapshot_late", "account_id": cfg.account_id,
+                                          "message": message}))
+    if announced and producer is not None:
+        producer.flush(30)
+    return announced
+
+
+def _round_gauges(conn, due: list[SnapshotSettings], day: dt.date, now: dt.datetime) -> None:
+    states = claims.states(conn, day)
+    counts = {"queued": 0, "running": 0, "delivered": 0, "failed": 0}
+    for cfg in due:
+        st = states.get((cfg.account_id, cfg.kind), {"state": "queued"})["state"]
+        counts[st] = counts.get(st, 0) + 1
+    for st, n in counts.items():
+        metrics.ROUND_SLOTS.labels(st).set(n)
+    metrics.ROUND_LATE.set(0 if now < ready_by(day) else len(due) - counts["delivered"])
+
+
+def publish_jobs(settings: Settings, producer, jobs: list[ExportJob]) -> None:
+    """Send the jobs to the jobs topic and wait for the broker's acknowledgement.
+
+    Raises:
+        RetriableError: the broker did not take them.
+    """
+    topic = export_jobs_topic(settings.topic_prefix)
+    ensure_topics(settings.kafka_bootstrap, [topic], JOB_PARTITIONS)
+    errors: list[str] = []
+    for job in jobs:
+        producer.produce(topic, key=job.key(), value=job.to_json(),
+                         on_delivery=lambda err, _m: errors.append(str(err)) if err is not None else None)
+    left = producer.flush(30)
+    if left or errors:
+        raise RetriableError(f"the broker did not take {left or len(errors)} export job(s): is it running?")
+    metrics.JOBS_PUBLISHED.inc(len(jobs))
+
+
+def run_round(settings: Settings, now: dt.datetime, *, producer=None, publish: bool = False,
+              owner: str | None = None, lease: float = claims.LEASE, republish_after: float | None = None,
+              retry_after: float = RETRY_AFTER) -> list[dict]:
+    """One scheduling round as of ``now`` (UTC). Publishing: the jobs sent; otherwise the
+    deliveries made here."""
+    from snapsync.control.processes import process_id
+
+    owner = owner or process_id("scheduler")
     day = local_day(now)
     with connect(settings.db) as conn:
         ensure_control_tables(conn)
-        accounts = settings_store.all_enabled(conn)
-        due = [cfg for cfg in accounts if now >= slot(cfg, day) and not _delivered(conn, cfg.account_id, day, cfg.kind)]
-    for cfg in due:
-        try:
-            done.append({"account_id": cfg.account_id, **deliver(settings, cfg, day, producer=producer)})
-        except RetriableError as exc:
-            log.info("account %d: %s", cfg.account_id, exc)
-        except Exception as exc:  # noqa: BLE001 - one account's failure must not stop the others
-            log.error("account %d: delivery for %s failed: %s", cfg.account_id, day, exc)
-    return done
+        due = [cfg for cfg in snapshot_settings.all_enabled(conn) if now >= slot(cfg, day)]
+        check_deadlines(settings, conn, due, day, now, producer)
+        # Run here, a queued slot is tried at every round; published, its job is given time.
+        again = (REPUBLISH_AFTER if publish else 0.0) if republish_after is None else republish_after
+        dispatched = [cfg for cfg in due if claims.dispatch(conn, cfg.account_id, day, cfg.kind,
+                                                            republish_after=again, retry_after=retry_after)]
+    try:
+        if publish:
+            jobs = [ExportJob(account_id=cfg.account_id, slot_date=day, kind=cfg.kind,
+                              published_at=dt.datetime.now(dt.timezone.utc), publisher=owner) for cfg in dispatched]
+            if jobs:
+                try:
+                    publish_jobs(settings, producer, jobs)
+                except RetriableError:
+                    with connect(settings.db) as conn:  # not sent: the next round sends them
+                        for cfg in dispatched:
+                            claims.undispatch(conn, cfg.account_id, day, cfg.kind)
+                    raise
+                log.info("published %d export job(s) for %s", len(jobs), day)
+            return [{"account_id": j.account_id, "slot_date": day.isoformat(), "kind": j.kind, "published": True}
+                    for j in jobs]
+        done = []
+        for cfg in dispatched:
+            try:
+                result = run_job(settings, cfg, day, owner, producer=producer, lease=lease)
+                if not isinstance(result, claims.Refusal):
+                    done.append({"account_id": cfg.account_id, **result})
+            except RetriableError as exc:
+                log.info("account %d: %s", cfg.account_id, exc)
+            except Exception as exc:  # noqa: BLE001 - one account's failure must not stop the others
+                log.error("account %d: delivery for %s failed: %s", cfg.account_id, day, exc)
+        return done
+    finally:
+        with connect(settings.db) as conn:
+            _round_gauges(conn, due, day, now)
+        metrics.LAST_ROUND.set_to_current_time()
 
 
-def run_forever(settings: Settings, stop: threading.Event, interval: float = 30.0, producer=None) -> None:
+def run_forever(settings: Settings, stop: threading.Event, interval: float = 30.0, producer=None,
+                publish: bool = False, owner: str | None = None, on_round=None) -> None:
+    """Rounds every ``interval`` seconds until ``stop``; a round that cannot reach the database
+    or broker is logged and the next one tries again. ``on_round(ok)`` is called after each."""
     while not stop.is_set():
-        run_round(settings, dt.datetime.now(dt.timezone.utc), producer=producer)
+        ok = True
+        try:
+            run_round(settings, dt.datetime.now(dt.timezone.utc), producer=producer, publish=publish, owner=owner)
+        except RetriableError as exc:
+            ok = False
+            log.warning("round skipped: %s", exc)
+        if on_round is not None:
+            on_round(ok)
         stop.wait(interval)

@@ -24,15 +24,21 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from schemas.config import DatabaseTarget
-from schemas.errors import FatalError, RetriableError
+from snapsync.connectors.mysql import SnapshotPoint, parse_snapshot_report, snapshot_script_lines
+from snapsync.schemas.config import DatabaseTarget
+from snapsync.schemas.errors import FatalError, RetriableError
 
 CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
 class Query:
-    """One section of the export: ``SELECT <expr> FROM <table> WHERE ...``."""
+    """One section of the export: ``SELECT <expr> FROM <table> WHERE ...``.
+
+    ``customer`` and ``pk`` name the one customer of a per-customer section and the table's
+    integer primary key: a reader that knows the customer's key range in its snapshot can
+    read the rows through the clustered index (:meth:`sql` with ``pk_range``).
+    """
 
     key: str
     table: str
@@ -40,11 +46,19 @@ class Query:
     where: str = ""
     order_by: str = ""
     limit: int | None = None
+    customer: int | None = None
+    pk: str | None = None
 
-    def sql(self) -> str:
+    def sql(self, pk_range: tuple[int, int] | None = None) -> str:
+        """The statement; with ``pk_range`` it reads the primary-key range ``[lo, hi]`` in key
+        order (the same rows: the customer condition stays)."""
         s = f"SELECT {self.expr} FROM `{self.table}`"
-        if self.where:
-            s += f" WHERE {self.where}"
+        where = self.where
+        if pk_range is not None and self.pk:
+            s += " FORCE INDEX (PRIMARY)"
+            where = f"`{self.pk}` BETWEEN {int(pk_range[0])} AND {int(pk_range[1])}" + (f" AND {where}" if where else "")
+        if where:
+            s += f" WHERE {where}"
         if self.order_by:
             s += f" ORDER BY {self.order_by}"
         if self.limit is not None:
@@ -52,14 +66,17 @@ class Query:
         return s + ";"
 
 
-@dataclass(frozen=True)
-class SnapshotPoint:
-    """The binlog position the consistent read corresponds to."""
-
-    file: str
-    pos: int
-    gtid: str | None
-    server_time_utc: str
+def disjoint_ranges(ranges: dict[int, tuple[int, int]]) -> dict[int, tuple[int, int]]:
+    """The customers whose primary-key range ``[lo, hi]`` overlaps no other customer's: their
+    range holds only their rows, so a clustered range read touches nothing else."""
+    order = sorted(ranges.items(), key=lambda kv: kv[1][0])
+    out = {}
+    for i, (customer, (lo, hi)) in enumerate(order):
+        before = order[i - 1][1][1] if i > 0 else None
+        after = order[i + 1][1][0] if i + 1 < len(order) else None
+        if (before is None or before < lo) and (after is None or after > hi):
+            out[customer] = (lo, hi)
+    return out
 
 
 def client_binary() -> str:
@@ -76,27 +93,7 @@ def _marker(text: str) -> str:
 
 
 def build_script(queries: list[Query], mariadb: bool) -> str:
-    lines = ["SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ;", "SET SESSION time_zone = '+00:00';"]
-    if mariadb:
-        lines += [
-            "START TRANSACTION WITH CONSISTENT SNAPSHOT;",
-            _marker("POS"),
-            "SHOW STATUS LIKE 'binlog_snapshot_%';",
-            "SELECT IFNULL(BINLOG_GTID_POS(f.VARIABLE_VALUE, p.VARIABLE_VALUE), ''), UTC_TIMESTAMP(6) FROM "
-            "information_schema.SESSION_STATUS f, information_schema.SESSION_STATUS p WHERE "
-            "f.VARIABLE_NAME = 'BINLOG_SNAPSHOT_FILE' AND p.VARIABLE_NAME = 'BINLOG_SNAPSHOT_POSITION';",
-        ]
-    else:
-        # MySQL has no snapshot position: hold the global read lock for the instant
-        # between opening the snapshot and reading the position (as mysqldump does).
-        lines += [
-            "FLUSH TABLES WITH READ LOCK;",
-            "START TRANSACTION WITH CONSISTENT SNAPSHOT;",
-            _marker("POS"),
-            "SHOW MASTER STATUS;",
-            "SELECT '', UTC_TIMESTAMP(6);",
-            "UNLOCK TABLES;",
-        ]
+    lines = snapshot_script_lines(mariadb, lambda: _marker("POS"))
     for i, q in enumerate(queries):
         lines.append(_marker(f"Q{i}"))
         lines.append(q.sql())
@@ -112,6 +109,8 @@ class ConsistentReader:
     chunks (whole lines only) and ``("done", i, None)``.
     """
 
+    reports_rows = False  # the writer counts the lines of its chunks
+
     def __init__(self, target: DatabaseTarget, mariadb: bool = True) -> None:
         self.target = target
         self.mariadb = mariadb
@@ -126,7 +125,10 @@ class ConsistentReader:
                 f.write("[client]\n")
                 f.write(f"user={self.target.user}\n")
                 if self.target.password:
-                    f.write(f"password=\"{self.target.password}\"\n")
+                    # Option-file value: inside double quotes, backslash and quote are escaped
+                    # (an unescaped \b, \t, \n ... would be read as a control character).
+                    escaped = self.target.password.replace("\\", "\\\\").replace('"', '\\"')
+                    f.write(f'password="{escaped}"\n')
             cmd = [client_binary(), f"--defaults-extra-file={opts}", f"--host={self.target.host}",
                    f"--port={self.target.port}", "--protocol=TCP", "--batch", "--raw", "--skip-column-names",
                    "--quick", "--default-character-set=utf8mb4", "--max-allowed-packet=1G", "--no-auto-rehash",
@@ -197,11 +199,4 @@ class ConsistentReader:
             raise RetriableError("the export stream ended in the middle of a line")
 
     def _parse_pos(self, lines: list[bytes]) -> SnapshotPoint:
-        rows = [ln.decode().split("\t") for ln in lines if ln]
-        if self.mariadb:
-            status = {r[0].lower(): r[1] for r in rows if len(r) == 2 and r[0].lower().startswith("binlog_snapshot")}
-            extra = rows[-1]
-            return SnapshotPoint(status["binlog_snapshot_file"], int(status["binlog_snapshot_position"]),
-                                 extra[0] or None, extra[1])
-        master, extra = rows[0], rows[-1]
-        return SnapshotPoint(master[0], int(master[1]), (master[4] if len(master) > 4 else "") or None, extra[1])
+        return parse_snapshot_report([ln.decode().split("\t") for ln in lines if ln], self.mariadb)

@@ -9,10 +9,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from schemas.config import load_settings
-from snapsync.db import connect, ensure_database
+from snapsync.connectors.binlog_capture import Capture
+from snapsync.connectors.mysql import connect, ensure_database
+from snapsync.control import data_sync, sync_groups
 from snapsync.local import LocalStack, stop_pid
+from snapsync.schemas.config import load_settings
+from snapsync.schemas.topics import change_topic
 from snapsync.seed import seed
+from snapsync.sinks.export import ExportRequest, export_snapshot
+from snapsync.streams.app import spawn_worker
 
 
 def _wait(cond, timeout: float) -> None:
@@ -41,8 +46,6 @@ def run_demo(home: Path, say: Callable[[str], None], customers: int = 3, scale: 
     # 3. Change capture: initial snapshot into Kafka, then a few edits streamed.
     import threading
 
-    from connectors.binlog_capture import Capture
-    from schemas.events import change_topic
 
     cap = Capture(settings, connector="demo", heartbeat_interval=0.2, commit_interval=0.2)
     cap_thread = threading.Thread(target=lambda: cap.run(resnapshot=True, install_signals=False), daemon=True)
@@ -60,7 +63,6 @@ def run_demo(home: Path, say: Callable[[str], None], customers: int = 3, scale: 
     summary["captured"] = cap.stats.snapshot_rows + cap.stats.streamed_rows
 
     # 4. A full snapshot delivery per customer of account 1, as .DAT files.
-    from sinks.export import ExportRequest, export_snapshot
 
     with connect(settings.db) as conn:
         cur = conn.cursor()
@@ -72,28 +74,17 @@ def run_demo(home: Path, say: Callable[[str], None], customers: int = 3, scale: 
     summary["package"] = str(result.path)
 
     # 5. Data Sync: customer 1's codes follow into customer 2 (override), through capture,
-    #    the broker and the worker.
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    from streams import sync_groups
-
-    sync_groups.set_service(settings, 1, True)
+    #    the broker and the worker: the group is made as `snapsync sync add` makes it.
+    data_sync.enable_service(settings, 1)
     for g in sync_groups.load_groups_for(settings, 1):
         sync_groups.delete_group(settings, g.group_id)
-    group = sync_groups.add_group(settings, customers[0], tuple(customers[1:2]), ("codes",), "override")
+    group, _copied = data_sync.create_group(settings, customers[0], tuple(customers[1:2]), ("codes",), "override")
     cap = Capture(settings, connector="demo", heartbeat_interval=0.2, commit_interval=0.2)
     cap_thread = threading.Thread(target=lambda: cap.run(install_signals=False), daemon=True)
     cap_thread.start()
     log = (home / "demo-worker.log").resolve()
-    env = {**os.environ, "SNAPSYNC_DATABASE_URL": st.database_url, "SNAPSYNC_KAFKA_BOOTSTRAP": st.kafka_bootstrap,
-           "SNAPSYNC_HOME": str(home)}
-    worker = subprocess.Popen([str(Path(sys.executable).with_name("snapsync")), "worker"], env=env,
-                              stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+    worker = spawn_worker(settings, log, timeout=120)
     try:
-        _wait(lambda: b"Worker]: Ready" in log.read_bytes() or worker.poll() is not None, 120)
         with connect(settings.db, autocommit=True) as conn:
             cur = conn.cursor()
             cur.execute("SELECT code FROM cpt_code WHERE customer_id = %s ORDER BY id LIMIT 1", (customers[0],))
@@ -114,5 +105,39 @@ def run_demo(home: Path, say: Callable[[str], None], customers: int = 3, scale: 
         stop_pid(worker.pid, grace=20)
         cap.stop_event.set()
         cap_thread.join(30)
-    say(f"stop the local stack with `snapsync local down` (data stays in {stack.root})")
+
+    # 6. The Services web app, in the background: account 1's Auth Rep signs in there.
+    web = start_services_web(stack, settings, customers)
+    say(f"6. Services web app: {web['url']}/ - sign in as {DEMO_EMAIL} / {DEMO_PASSWORD} (Auth Rep of account 1; "
+        f"its snapshot delivery is in Messages and Downloads). Log: {stack.root / 'web.log'}")
+    summary["web_url"] = web["url"]
+    say(f"stop the local stack and the web app with `snapsync local down` (data stays in {stack.root})")
     return summary
+
+
+DEMO_EMAIL = "demo@example.com"
+DEMO_PASSWORD = "snapsync-demo-2026"
+
+
+def start_services_web(stack: LocalStack, settings, customers: list[int]) -> dict:
+    """The demo's Auth Rep (account 1), a snapshot delivery announced in Messages, and
+    ``snapsync web`` started in the background."""
+    import datetime as dt
+
+    from snapsync.control import snapshot_settings, users
+    from snapsync.schemas.errors import ConfigError
+    from snapsync.schemas.schedule import local_day
+    from snapsync.sinks.scheduler import deliver
+
+    try:
+        users.add_user(settings, 1, DEMO_EMAIL, "auth-rep", DEMO_PASSWORD, who="snapsync-demo")
+    except ConfigError:  # a second demo run: the user is there, make the printed password right
+        users.set_password(settings, DEMO_EMAIL, DEMO_PASSWORD, who="snapsync-demo")
+        users.set_disabled(settings, DEMO_EMAIL, False, who="snapsync-demo")
+    cfg = snapshot_settings.configure(settings, 1, who="snapsync-demo", enabled=True, customers=tuple(customers),
+                                      format="dat", kind="full", packaging="per-customer")
+    deliver(settings, cfg, local_day(dt.datetime.now(dt.timezone.utc)))
+    return stack.start_web({"SNAPSYNC_DATABASE_URL": settings.database_url.get_secret_value(),
+                            "SNAPSYNC_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+                            "SNAPSYNC_TOPIC_PREFIX": settings.topic_prefix,
+                            "SNAPSYNC_HOME": str(Path(settings.home).resolve())})

@@ -20,10 +20,11 @@ from pathlib import Path
 
 import pymysql
 
-from schemas.errors import FatalError
+from snapsync.schemas.errors import FatalError
 
 DEFAULT_DB_PORT = 3307
 DEFAULT_KAFKA_PORT = 19092
+DEFAULT_WEB_PORT = 8000
 DATABASE = "practice"
 
 
@@ -235,6 +236,7 @@ class LocalStack:
             "kafka_bootstrap": st.kafka_bootstrap,
             "db_pid": st.db_pid,
             "kafka_pid": st.kafka_pid,
+            "web": (self.web_state() or {}).get("url", "down"),
             "folder": str(self.root),
         }
 
@@ -265,11 +267,59 @@ class LocalStack:
         os.replace(tmp, self.state_file)
         return state
 
+    # -- the Services web app, started in the background by the demo --------------------------
+    @property
+    def web_file(self) -> Path:
+        return self.root / "web.json"
+
+    def web_state(self) -> dict | None:
+        if not self.web_file.is_file():
+            return None
+        state = json.loads(self.web_file.read_text())
+        return state if _alive(state["pid"]) else None
+
+    def start_web(self, env: dict[str, str], port: int | None = None, timeout: float = 60.0) -> dict:
+        """Start ``snapsync web`` in the background (stopped by :meth:`down`); returns its pid and url."""
+        import sys
+        import urllib.request
+
+        self.stop_web()
+        port = free_port(port or DEFAULT_WEB_PORT)
+        log = open(self.root / "web.log", "ab")
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("SNAPSYNC_")}
+        full_env.update(env)
+        proc = subprocess.Popen([str(Path(sys.executable).with_name("snapsync")), "web", "--port", str(port)],
+                                stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
+                                env=full_env)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                stop_pid(proc.pid)
+                raise FatalError(f"snapsync web did not start; see {self.root / 'web.log'}")
+            try:
+                with urllib.request.urlopen(url + "/healthz", timeout=1):
+                    break
+            except OSError:
+                time.sleep(0.2)
+        state = {"pid": proc.pid, "port": port, "url": url}
+        self.web_file.write_text(json.dumps(state))
+        return state
+
+    def stop_web(self) -> bool:
+        state = self.web_state()
+        self.web_file.unlink(missing_ok=True)
+        if state is None:
+            return False
+        stop_pid(state["pid"])
+        return True
+
     def down(self) -> bool:
-        """Stop both processes; True when something was running."""
+        """Stop the web app (if the demo started it) and both servers; True when something was running."""
+        web = self.stop_web()
         st = self.state()
         if st is None:
-            return False
+            return web
         stop_pid(st.kafka_pid)
         stop_pid(st.db_pid, grace=30)
         self.state_file.unlink(missing_ok=True)

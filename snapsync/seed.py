@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 
 from faker import Faker
 
-from schemas.catalog import DATASETS, DataSet
-from sinks.dat_format import LOAD_DATA_OPTIONS, format_row
+from snapsync.schemas.catalog import DATASETS, DataSet
+from snapsync.sinks.formats.dat import LOAD_DATA_OPTIONS, format_row
 
 WEIGHTS: dict[str, float] = {
     "practice": 0, "provider": 20, "facility": 15, "location": 5, "referring_provider": 200,
@@ -353,7 +353,7 @@ def seed(conn, customers: int, scale: float, seed_value: int, *, accounts: int |
     customers, at least one), customer ``c`` belonging to account ``(c - 1) % accounts + 1``.
     Control tables (``snapsync_*``) are left alone.
     """
-    from snapsync.db import create_schema
+    from snapsync.connectors.mysql import create_schema
 
     if customers < 1:
         raise ValueError("--customers must be at least 1")

@@ -1,5 +1,6 @@
-"""The faust-streaming worker (``snapsync worker``): Data Sync agents and the deltas agent
-(``streams/deltas.py``: per-customer, per-window staging of the incremental data sets).
+"""The faust-streaming worker (``snapsync worker``): the Data Sync agents, and beside them in
+the same process the deltas stage (``streams/stager.py``: per-customer, per-window staging of
+the incremental data sets).
 
 * ``sync_fanout`` consumes the change topics of the sync data sets. An insert or update of
   a sync-from customer's item becomes one command per sync-to customer on
@@ -24,19 +25,31 @@ import asyncio
 import logging
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import faust
-import pymysql
 
-from schemas.catalog import incremental_datasets, sync_datasets
-from schemas.config import Settings
-from schemas.errors import DataError
-from schemas.events import ChangeEvent, change_topic, dead_letter_topic, dumps
-from snapsync.control import ensure_control_tables, notify
-from snapsync.db import connect
-from streams import sync_groups
-from streams.deltas import delta_row, stage
-from streams.sync_apply import SyncCommand, apply_command, plan_commands, take_echo
+from snapsync.connectors.files import private_dir
+from snapsync.connectors.kafka import ensure_topics
+from snapsync.connectors.metrics import DEAD_LETTERS
+from snapsync.connectors.mysql import connect
+from snapsync.control.tables import ensure_control_tables
+from snapsync.schemas.catalog import incremental_datasets, sync_datasets
+from snapsync.schemas.config import Settings
+from snapsync.schemas.errors import DataError
+from snapsync.schemas.events import dumps
+from snapsync.schemas.topics import (
+    change_topic,
+    commands_topic,
+    dead_letter_topic,
+    notifications_topic,
+    worker_group,
+    worker_topics,
+)
+from snapsync.streams import metrics
+from snapsync.streams.decode import decode_change, decode_command
+from snapsync.streams.failures import classify, safe_reason
+from snapsync.streams.sync_apply import apply_command, fanout_plan, record_pending
 
 log = logging.getLogger("snapsync.worker")
 PARTITIONS = 3
@@ -64,20 +77,22 @@ def _short_fetch_wait() -> None:
 
     aiokafka.AIOKafkaConsumer = ShortWaitConsumer
 APPLY_BATCH = 500
-APPLY_CONNECTIONS = 8
-DELTA_BATCH = 2000
+#: The largest message the worker reads and writes (faust's default is 1 MB); a dead letter
+#: carries the original value only below ``DLQ_VALUE_LIMIT``.
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+DLQ_VALUE_LIMIT = 900_000
+APPLY_CONNECTIONS = 16
 
 
-def commands_topic(prefix: str) -> str:
-    return f"{prefix}.sync.commands"
-
-
-def notifications_topic(prefix: str) -> str:
-    return f"{prefix}.notifications"
+#: Threads for database calls: one per applier connection and the fan-out's, so that every
+#: lane really runs side by side (asyncio's default executor has cores + 4 threads).
+DB_THREADS = ThreadPoolExecutor(max_workers=APPLY_CONNECTIONS + 2, thread_name_prefix="db")
 
 
 class Database:
-    """One connection per agent, reconnected with back-off when the server goes away."""
+    """One connection per agent. Calls that fail for a passing or systemic reason (see
+    ``streams/failures.py``) are retried with back-off, on a new connection, for as long as
+    it takes; a failure of the message itself is raised to the caller."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -86,76 +101,53 @@ class Database:
     def get(self):
         if self.conn is None:
             self.conn = connect(self.settings.db)
+            # READ COMMITTED: no gap locks, so commands for different targets applied side by
+            # side do not deadlock; one target's commands are applied one after another anyway.
+            self.conn.cursor().execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
         return self.conn
+
+    def _drop(self) -> None:
+        try:
+            if self.conn is not None:
+                self.conn.close()
+        except Exception:  # noqa: BLE001 - already broken
+            pass
+        self.conn = None
 
     async def run(self, fn, *args):
         delay = 0.2
         while True:
             try:
-                return await asyncio.to_thread(fn, self.get(), *args)
-            except (pymysql.err.OperationalError, pymysql.err.InterfaceError) as exc:
-                code = exc.args[0] if exc.args else exc
-                what = "transaction conflict" if code in (1205, 1213) else "database unavailable"
-                log.warning("%s (%s); retrying in %.1fs", what, code, delay)
-                try:
-                    if self.conn is not None:
-                        self.conn.close()
-                except Exception:  # noqa: BLE001 - already broken
-                    pass
-                self.conn = None
+                return await asyncio.get_running_loop().run_in_executor(DB_THREADS, lambda: fn(self.get(), *args))
+            except Exception as exc:  # noqa: BLE001 - classified below
+                if classify(exc) != "retry":
+                    raise
+                log.warning("database call failed (%s); retrying in %.1fs", safe_reason(exc), delay)
+                self._drop()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
 
 
-def safe_reason(exc: BaseException) -> str:
-    """A dead-letter reason that never quotes row values: DataError messages are written
-    without them; other exceptions (``int('...')``, say) are named by type only."""
-    return str(exc) if isinstance(exc, DataError) else f"{type(exc).__name__} while reading the event"
-
-
 def _fatal(exc: BaseException) -> None:
-    log.critical("agent failed, stopping the worker so it does not look healthy: %r", exc)
+    """An agent's loop itself failed (not one message): stop the worker so it does not
+    look healthy while its partitions stand still. Never quotes values."""
+    log.critical("agent failed (%s), stopping the worker (exit 70)", safe_reason(exc))
     logging.shutdown()
     os._exit(70)
 
 
-def fanout_plan(conn, event: ChangeEvent) -> tuple[list[SyncCommand], int | None]:
-    """Commands for one change event, and the source account (None: nothing to do)."""
-    if event.op not in ("c", "u") or event.after is None:
-        return [], None  # snapshot reads and deletes are not propagated
-    from schemas.catalog import dataset
-
-    ds = dataset(event.table)
-    if ds.sync_category is None or "customer_id" not in event.after:
-        return [], None
-    routes = sync_groups.routes_for(conn, int(event.after["customer_id"]), ds.sync_category)
-    conn.commit()
-    if not routes:
-        return [], None
-    if take_echo(conn, event.table, event.after):
-        return [], None
-    account = sync_groups.account_of(conn, int(event.after["customer_id"]))
-    conn.commit()
-    return plan_commands(event, routes), account
+def group_id(settings: Settings) -> str:
+    """The faust app's id, which is its consumer group."""
+    return worker_group(settings.topic_prefix, settings.db.database)
 
 
-def record_pending(conn, account: int, event: ChangeEvent, n: int) -> str:
-    from schemas.catalog import dataset
-
-    message = (f"A change to {dataset(event.table).name} in customer {event.after['customer_id']} "
-               f"will be synchronized to {n} customer(s).")
-    notify(conn.cursor(), account_id=account, kind="sync_pending", message=message,
-           detail={"table": event.table, "source_customer": event.after["customer_id"], "targets": n})
-    conn.commit()
-    return message
-
-
-def build_app(settings: Settings) -> faust.App:
-    """The faust app with the Data Sync agents."""
+def build_app(settings: Settings, state: metrics.WorkerState | None = None) -> faust.App:
+    """The faust app with the Data Sync agents (``state``: what the metrics port's health
+    checks read)."""
     _short_fetch_wait()
     prefix, db = settings.topic_prefix, settings.db.database
     app = faust.App(
-        f"snapsync-{prefix}-{db}",
+        group_id(settings),
         broker=";".join(f"kafka://{h}" for h in settings.kafka_bootstrap.split(",")),
         store="memory://",
         topic_partitions=PARTITIONS,
@@ -164,6 +156,8 @@ def build_app(settings: Settings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         web_enabled=False,
         producer_acks=-1,
+        producer_max_request_size=MAX_MESSAGE_BYTES,
+        consumer_max_fetch_size=MAX_MESSAGE_BYTES,
         key_serializer="raw",
         value_serializer="raw",
         datadir=str((settings.home / "worker").resolve()),
@@ -176,49 +170,96 @@ def build_app(settings: Settings) -> faust.App:
     fan_db = Database(settings)
     apply_dbs = [Database(settings) for _ in range(APPLY_CONNECTIONS)]
 
-    async def dead_letter(topic: str, key, value, reason: str) -> None:
-        log.warning("dead letter from %s: %s", topic, reason)  # the reason never quotes row values
-        fut = await dlq.send(key=key, value=value if value is not None else b"",
-                             headers={"reason": reason.encode(), "topic": topic.encode()})
-        await fut
+    async def send(topic, key, value, headers=None) -> None:
+        """Produce and wait for the broker's acknowledgement, backing off while it is away."""
+        delay = 0.2
+        while True:
+            try:
+                fut = await topic.send(key=key, value=value, headers=headers)
+                await fut
+                return
+            except Exception as exc:  # noqa: BLE001 - classified
+                if classify(exc) != "retry":
+                    raise
+                log.warning("the broker did not take a message (%s); retrying in %.1fs", safe_reason(exc), delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def dead_letter(where: tuple[str, int, int], key, value, reason: str) -> None:
+        topic, partition, offset = where
+        log.warning("dead letter from %s[%d]@%d: %s", topic, partition, offset, reason)  # never row values
+        headers = {"reason": reason.encode(), "topic": topic.encode(), "partition": str(partition).encode(),
+                   "offset": str(offset).encode()}
+        value = value if value is not None else b""
+        if len(value) + len(key or b"") > DLQ_VALUE_LIMIT:
+            headers["truncated"] = f"original value of {len(value)} bytes not copied".encode()
+            value = b""
+        await send(dlq, key if key is None or len(key) < 10_000 else None, value, headers)
+        DEAD_LETTERS.labels(topic).inc()
+
+    async def guarded(where, key, value, work, what: str) -> bool:
+        """Run ``work()`` for one message: passing failures are retried, anything about the
+        message dead-letters it. True when the work completed."""
+        delay = 0.2
+        while True:
+            try:
+                await work()
+                return True
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - every failure is classified
+                if classify(exc) == "retry":
+                    log.warning("%s failed (%s); retrying in %.1fs", what, safe_reason(exc), delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 10.0)
+                    continue
+                await dead_letter(where, key, value, f"{what}: {safe_reason(exc)}")
+                return False
 
     @app.agent(sources)
     async def sync_fanout(stream):
         try:
             async for event in stream.events():
-                topic, key, value = event.message.topic, event.key, event.value
+                msg, key, value = event.message, event.key, event.value
                 if value is None or value == b"":
                     continue  # tombstone
+
+                where = (msg.topic, msg.partition, msg.offset)
                 try:
-                    change = ChangeEvent.from_debezium(value)
-                except DataError as exc:
-                    await dead_letter(topic, key, value, str(exc))
+                    change, _ds = decode_change(msg.topic, key, value)
+                except Exception as exc:  # noqa: BLE001 - decoding is about this message only
+                    await dead_letter(where, key, value, safe_reason(exc))
                     continue
-                try:
+
+                async def route(change=change):
                     cmds, account = await fan_db.run(fanout_plan, change)
-                except (KeyError, ValueError, TypeError) as exc:
-                    await dead_letter(topic, key, value, f"cannot route the event: {safe_reason(exc)}")
-                    continue
-                futures = [await commands.send(key=str(cmd.target_customer).encode(), value=cmd.to_json())
-                           for cmd in cmds]
-                # every command acknowledged before the source offset may be committed
-                await asyncio.gather(*futures)
-                if cmds:
-                    message = await fan_db.run(record_pending, account, change, len(cmds))
-                    await notes.send(key=dumps({"account_id": account}), value=dumps(
-                        {"event": "sync_pending", "account_id": account, "message": message,
-                         "table": change.table, "targets": [c.target_customer for c in cmds]}))
+                    # every command acknowledged (together) before the source offset is committed
+                    await asyncio.gather(*(send(commands, str(cmd.target_customer).encode(), cmd.to_json())
+                                           for cmd in cmds))
+                    if cmds:
+                        message = await fan_db.run(record_pending, account, change, len(cmds))
+                        await send(notes, dumps({"account_id": account}), dumps(
+                            {"event": "sync_pending", "account_id": account, "message": message,
+                             "table": change.table, "targets": [c.target_customer for c in cmds]}))
+
+                await guarded(where, key, value, route, "cannot route the event")
+                metrics.EVENTS.labels("sync_fanout").inc()
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # noqa: BLE001
             _fatal(exc)
 
-    async def apply_in_order(db: Database, cmds: list[SyncCommand]) -> None:
-        for cmd in cmds:
-            started = time.monotonic()
-            outcome = await db.run(apply_command, cmd)
-            log.info("sync %s -> customer %d (%s): %s in %.0f ms", cmd.table, cmd.target_customer,
-                     cmd.mode, outcome, (time.monotonic() - started) * 1000)
+    async def apply_in_order(db: Database, lane) -> None:
+        for where, key, value, cmd in lane:
+            async def apply(cmd=cmd):
+                started = time.monotonic()
+                outcome = await db.run(apply_command, cmd)
+                metrics.observe_apply(cmd.source_ts_ms, outcome)
+                log.info("sync %s -> customer %d (%s): %s in %.0f ms", cmd.table, cmd.target_customer,
+                         cmd.mode, outcome, (time.monotonic() - started) * 1000)
+
+            await guarded(where, key, value, apply, "cannot apply the sync command")
+            metrics.EVENTS.labels("sync_apply").inc()
 
     @app.agent(commands)
     async def sync_apply(stream):
@@ -226,65 +267,51 @@ def build_app(settings: Settings) -> faust.App:
         # transaction each, while different targets proceed side by side on their own
         # connections. The batch's offsets are committed when all of it is applied.
         try:
-            async for batch in stream.take(APPLY_BATCH, within=0.005):
-                per_target: dict[int, list[SyncCommand]] = {}
-                for value in batch:
-                    try:
-                        cmd = SyncCommand.from_json(value)
-                    except (ValueError, TypeError) as exc:
-                        await dead_letter(commands_topic(prefix), None, value,
-                                      f"malformed sync command: {safe_reason(exc)}")
-                        continue
-                    per_target.setdefault(cmd.target_customer, []).append(cmd)
-                lanes = list(per_target.values())
-                for start in range(0, len(lanes), len(apply_dbs)):
-                    await asyncio.gather(*(apply_in_order(db, lane) for db, lane in
-                                           zip(apply_dbs, lanes[start:start + len(apply_dbs)])))
-        except asyncio.CancelledError:
-            raise
-        except BaseException as exc:  # noqa: BLE001
-            _fatal(exc)
-
-    deltas_db = Database(settings)
-    delta_sources = app.topic(*(change_topic(prefix, db, d.table) for d in incremental_datasets()),
-                              key_type=bytes, value_type=bytes, partitions=PARTITIONS)
-
-    @app.agent(delta_sources)
-    async def deltas(stream):
-        # Batches: one staging transaction per batch, with the offsets it covers.
-        try:
-            async for events in stream.take_events(DELTA_BATCH, within=0.2):
-                rows, progress = [], {}
-                for event in events:
+            async for batch in stream.take_events(APPLY_BATCH, within=0.005):
+                per_target: dict[int, list] = {}
+                for event in batch:
                     msg = event.message
-                    key = (msg.topic, msg.partition)
-                    progress[key] = max(progress.get(key, 0), msg.offset + 1)
-                    if event.value is None or event.value == b"":
-                        continue  # tombstone
+                    where = (msg.topic, msg.partition, msg.offset)
                     try:
-                        row = delta_row(ChangeEvent.from_debezium(event.value))
-                    except (DataError, KeyError, ValueError, TypeError) as exc:
-                        await dead_letter(msg.topic, event.key, event.value,
-                                          f"cannot stage the event: {safe_reason(exc)}")
+                        cmd = decode_command(event.key, event.value)
+                    except (DataError, ValueError, TypeError) as exc:
+                        await dead_letter(where, event.key, event.value, f"malformed sync command: {safe_reason(exc)}")
                         continue
-                    if row is not None:
-                        rows.append(row)
-                await deltas_db.run(stage, rows, progress)
+                    per_target.setdefault(cmd.target_customer, []).append((where, event.key, event.value, cmd))
+                # Each target's lane takes the next free connection (no round waits for its slowest).
+                free: asyncio.Queue = asyncio.Queue()
+                for db in apply_dbs:
+                    free.put_nowait(db)
+
+                async def run_lane(lane):
+                    db = await free.get()
+                    try:
+                        await apply_in_order(db, lane)
+                    finally:
+                        free.put_nowait(db)
+
+                await asyncio.gather(*(run_lane(lane) for lane in per_target.values()))
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # noqa: BLE001
             _fatal(exc)
 
-    app.snapsync_agents = (sync_fanout, sync_apply, deltas)  # keep references
+    app.snapsync_agents = (sync_fanout, sync_apply)  # keep references
+    if state is not None:
+        @app.timer(1.0)
+        async def beat():
+            state.loop.beat()
+
+        @app.on_partitions_assigned.connect
+        async def assigned(_app, assigned, **_kw):
+            state.assigned = len(assigned)
+
+        app.snapsync_beat = beat
     return app
 
 
 def prepare(settings: Settings) -> None:
     """Control tables and topics (with the partition counts the agents declare)."""
-    from connectors.kafka import ensure_topics
-
-    from sinks.delivery import private_dir
-
     private_dir(settings.home.resolve() / "worker")  # faust's datadir; it creates only the last level
     with connect(settings.db) as conn:
         ensure_control_tables(conn)
@@ -295,11 +322,37 @@ def prepare(settings: Settings) -> None:
                    dead_letter_topic(prefix), notifications_topic(prefix)], PARTITIONS)
 
 
-def run_worker(settings: Settings) -> None:
+def run_worker(settings: Settings, metrics_port: int | None = None, metrics_host: str = "127.0.0.1") -> None:
+    """Run the agents and the deltas stage (``streams/stager.py``) until stopped; with
+    ``metrics_port``, serve /metrics, /healthz, /readyz."""
+    import threading
+
+    from snapsync.connectors.lag import LagMonitor
+    from snapsync.connectors.metrics import serve
+    from snapsync.control.processes import Beacon
+    from snapsync.streams.stager import start_stager
+
     prepare(settings)
-    app = build_app(settings)
+    state = metrics.WorkerState()
+    server = None
+    if metrics_port is not None:
+        state.lag = LagMonitor(settings.kafka_bootstrap, group_id(settings),
+                               worker_topics(settings.topic_prefix, settings.db.database)).start()
+        server = serve(metrics_port, state.health(), metrics_host)
+    beacon = Beacon(settings, "worker", metrics_port=metrics_port).start()
+    app = build_app(settings, state)
+    stop = threading.Event()
+    stager, _thread = start_stager(settings, stop)
+    if metrics_port is not None:
+        state.deltas_lag = LagMonitor(settings.kafka_bootstrap, stager.group, stager.topics).start()
     worker = faust.Worker(app, loglevel="INFO", quiet=True)
-    worker.execute_from_commandline()
+    try:
+        worker.execute_from_commandline()
+    finally:
+        stop.set()
+        beacon.stop()
+        if server is not None:
+            server.close()
 
 
 def spawn_worker(settings: Settings, log_path, timeout: float = 60.0):
@@ -315,7 +368,7 @@ def spawn_worker(settings: Settings, log_path, timeout: float = 60.0):
 
     log_path = Path(log_path)
     start = log_path.stat().st_size if log_path.exists() else 0
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SNAPSYNC_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SNAPSYNC_") or k == "SNAPSYNC_DEBUG"}
     env.update(SNAPSYNC_DATABASE_URL=settings.database_url.get_secret_value(),
                SNAPSYNC_KAFKA_BOOTSTRAP=settings.kafka_bootstrap, SNAPSYNC_TOPIC_PREFIX=settings.topic_prefix,
                SNAPSYNC_HOME=str(settings.home))

@@ -12,15 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from schemas.config import Settings, load_settings
 from snapsync.local import MariaDB, Tansu, free_port, stop_pid
+from snapsync.schemas.config import Settings, load_settings
 
 _counter = itertools.count()
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if "/integration/" in str(item.fspath):
+        if any(f"/{d}/" in str(item.fspath) for d in ("integration", "hostile", "web", "ops")):
             item.add_marker(pytest.mark.integration)
 
 
@@ -61,7 +61,7 @@ def settings_for(base: Settings, database: str, **extra) -> Settings:
 @pytest.fixture()
 def fresh_db(base_settings: Settings, request) -> Settings:
     """A new, empty database on the session's MariaDB, named after the test."""
-    from snapsync.db import ensure_database
+    from snapsync.connectors.mysql import ensure_database
 
     name = "t{}_{}".format(next(_counter), "".join(c for c in request.node.name if c.isalnum())[:40])
     s = settings_for(base_settings, name)
@@ -72,7 +72,7 @@ def fresh_db(base_settings: Settings, request) -> Settings:
 @pytest.fixture()
 def seeded_db(fresh_db: Settings) -> Settings:
     """A database seeded with 3 customers at tiny scale (deterministic)."""
-    from snapsync.db import connect
+    from snapsync.connectors.mysql import connect
     from snapsync.seed import seed
 
     with connect(fresh_db.db) as conn:

@@ -48,7 +48,7 @@ def _decode(v: bytes | None) -> Any:
         return None
     try:
         return json.loads(v)
-    except ValueError:
+    except (ValueError, RecursionError):
         return v
 
 

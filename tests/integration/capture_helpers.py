@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pymysql.cursors
 
-from connectors.binlog_capture import Capture
-from schemas.catalog import dataset
-from schemas.events import dumps
-from snapsync.db import connect, encoded_rows
+from snapsync.connectors.binlog_capture import Capture
+from snapsync.connectors.mysql import connect, encoded_rows
+from snapsync.schemas.catalog import dataset
+from snapsync.schemas.events import dumps
 
 BIN = str(Path(sys.executable).with_name("snapsync"))
 
@@ -86,7 +86,7 @@ class CaptureThread:
 
 
 def start_capture_process(settings, connector: str, log_path: Path) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SNAPSYNC_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SNAPSYNC_") or k == "SNAPSYNC_DEBUG"}
     env.update(SNAPSYNC_DATABASE_URL=settings.database_url.get_secret_value(),
                SNAPSYNC_KAFKA_BOOTSTRAP=settings.kafka_bootstrap, SNAPSYNC_TOPIC_PREFIX=settings.topic_prefix,
                SNAPSYNC_HOME=str(settings.home))

@@ -8,11 +8,11 @@ import subprocess
 import time
 from pathlib import Path
 
-from schemas.catalog import DATASETS
-from snapsync.db import connect, ensure_database
+from snapsync.connectors.mysql import connect, ensure_database
 from snapsync.local import stop_pid
+from snapsync.schemas.catalog import DATASETS
 from snapsync.seed import seed
-from streams.app import spawn_worker
+from snapsync.streams.app import spawn_worker
 from tests.conftest import settings_for
 from tests.integration.capture_helpers import CaptureThread
 

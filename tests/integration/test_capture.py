@@ -9,8 +9,9 @@ import time
 
 import pytest
 
-from schemas.events import ChangeEvent, change_topic, heartbeat_topic, transaction_topic
-from snapsync.db import connect
+from snapsync.connectors.mysql import connect
+from snapsync.schemas.events import ChangeEvent
+from snapsync.schemas.topics import change_topic, heartbeat_topic, transaction_topic
 from tests.conftest import settings_for
 from tests.integration.capture_helpers import (
     CaptureThread,
@@ -175,10 +176,10 @@ def test_alter_table_mid_stream(cdc_db):
 
 def test_purged_position_is_a_clear_error(stack_dir, broker, tmp_path):
     """On a server of its own: purging binlogs must not disturb the other tests."""
-    from schemas.config import load_settings
-    from schemas.errors import FatalError
-    from snapsync.db import ensure_database
+    from snapsync.connectors.mysql import ensure_database
     from snapsync.local import MariaDB, free_port, stop_pid
+    from snapsync.schemas.config import load_settings
+    from snapsync.schemas.errors import FatalError
     from snapsync.seed import seed
 
     server = MariaDB(tmp_path / "purge" / "data", free_port())
@@ -204,7 +205,7 @@ def test_purged_position_is_a_clear_error(stack_dir, broker, tmp_path):
                 time.sleep(0.2)
             else:
                 raise AssertionError("the server kept the binlog file; cannot test purging")
-        from connectors.binlog_capture import Capture
+        from snapsync.connectors.binlog_capture import Capture
 
         with pytest.raises(FatalError) as e:
             Capture(s, connector="purge1").run(install_signals=False)

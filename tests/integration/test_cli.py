@@ -46,7 +46,7 @@ def test_unreachable_database_is_a_clear_error(cli_env, tmp_path):
 
     env = {**cli_env, "SNAPSYNC_DATABASE_URL": f"mysql://root@127.0.0.1:{free_port()}/x"}
     r = run(["seed"], env, cwd=tmp_path)
-    assert r.returncode == 2 and "cannot reach the database" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 3 and "cannot reach the database" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_seed_json(cli_env, base_settings, tmp_path):

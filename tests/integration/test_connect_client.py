@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from connectors.debezium import ConnectClient, render
-from schemas.errors import ConfigError, FatalError, RetriableError
+from snapsync.connectors.debezium import ConnectClient, render
+from snapsync.schemas.errors import ConfigError, FatalError, RetriableError
 from tests.fake_connect import FakeConnect
 
 BIN = str(Path(sys.executable).with_name("snapsync"))

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from schemas.catalog import dataset, sync_datasets
-from schemas.errors import ConfigError
-from snapsync.db import connect
-from streams import sync_groups
-from streams.sync_apply import copy_columns, initial_copy
+from snapsync.connectors.mysql import connect
+from snapsync.control import sync_groups
+from snapsync.control.data_sync import initial_copy
+from snapsync.schemas.catalog import dataset, sync_datasets
+from snapsync.schemas.errors import ConfigError
 from tests.integration.pipeline import q, running_pipeline, start_worker, wait_until
 
 BIN = str(Path(sys.executable).with_name("snapsync"))
@@ -31,7 +31,7 @@ def item(s, table: str, customer: int, nk: dict):
 
 
 def copied(row: dict | None, table: str) -> dict | None:
-    return None if row is None else {c: row[c] for c in copy_columns(dataset(table))}
+    return None if row is None else {c: row[c] for c in dataset(table).sync_columns}
 
 
 NEW_ITEMS = {  # one new item per sync data set, natural keys no seed uses
@@ -142,7 +142,7 @@ def test_create_only_and_override_on_every_category_and_nothing_else_moves(env):
             t5 = item(s, table, 5, nk)
             assert t5["id"] != src["id"] and t5["customer_id"] == 5
             for col in dataset(table).never_copied:  # the target keeps its own
-                assert col not in copy_columns(dataset(table))
+                assert col not in dataset(table).sync_columns
             assert item(s, table, 3, nk) == before3[table], table  # create-only never modifies
         for t, rows in outside.items():
             assert q(s, f"SELECT * FROM `{t}` WHERE customer_id = 2 ORDER BY id") == rows, t
@@ -248,7 +248,7 @@ def test_initial_copy_is_set_based_and_undoable(env):
         assert q(s, "SELECT code, description, default_charge FROM revenue_code WHERE customer_id = 5 AND code IN "
                     "(SELECT code FROM revenue_code WHERE customer_id = 1) ORDER BY code") == src
         audit_id = q(s, "SELECT MAX(audit_id) FROM snapsync_audit WHERE action = 'initial-override'")[0][0]
-        from streams.sync_apply import undo
+        from snapsync.control.sync_undo import undo
 
         undo(conn, audit_id)
     assert q(s, "SELECT * FROM revenue_code WHERE customer_id = 5 ORDER BY id") == before
@@ -257,8 +257,8 @@ def test_initial_copy_is_set_based_and_undoable(env):
 def test_poison_events_go_to_the_dead_letter_topic_and_sync_goes_on(env):
     from confluent_kafka import Consumer, TopicPartition
 
-    from connectors.kafka import producer
-    from schemas.events import change_topic, dead_letter_topic
+    from snapsync.connectors.kafka import producer
+    from snapsync.schemas.topics import change_topic, dead_letter_topic
     from tests.kafka_helpers import read_topic
 
     s, _log, _w = env

@@ -9,9 +9,9 @@ import signal
 
 import pytest
 
-from schemas.events import change_topic, dead_letter_topic
-from schemas.schedule import parse_instant
-from snapsync.db import connect, encoded_rows
+from snapsync.connectors.mysql import connect, encoded_rows
+from snapsync.schemas.schedule import parse_instant
+from snapsync.schemas.topics import change_topic, dead_letter_topic
 from tests.integration.pipeline import q, running_pipeline, start_worker, wait_until
 
 W1 = dt.datetime(2026, 3, 8, 5, 0)   # closes 2026-03-07 (New York), the day before spring-forward
@@ -90,7 +90,7 @@ def test_kill_9_of_the_worker_changes_nothing_in_the_staging(env):
 
 
 def test_poison_events_are_dead_lettered_and_staging_goes_on(env):
-    from connectors.kafka import producer
+    from snapsync.connectors.kafka import producer
     from tests.kafka_helpers import read_topic
 
     s, _log, _w = env

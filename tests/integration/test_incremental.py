@@ -1,4 +1,4 @@
-"""Incremental packages (DESIGN.md contract 5): the package as of C1 with the incremental
+"""Incremental packages (docs/contracts.md, contract 5): the package as of C1 with the incremental
 package for (C1, C2] applied equals the database as of C2 (quiet), for every data set,
 both formats, both packagings, over random histories placed on days with SET TIMESTAMP,
 with the worker killed (-9) in the middle of the second window. Plus the watermark."""
@@ -13,12 +13,12 @@ import subprocess
 
 import pytest
 
-from schemas.catalog import DATASETS, dataset
-from schemas.errors import RetriableError
-from schemas.schedule import parse_instant
-from sinks.dat_format import LOAD_DATA_OPTIONS
-from sinks.export import ExportRequest, export_snapshot
-from snapsync.db import connect
+from snapsync.connectors.mysql import connect
+from snapsync.schemas.catalog import DATASETS, dataset
+from snapsync.schemas.errors import RetriableError
+from snapsync.schemas.schedule import parse_instant
+from snapsync.sinks.export import ExportRequest, export_snapshot
+from snapsync.sinks.formats.dat import LOAD_DATA_OPTIONS
 from tests.integration.pipeline import customer_rows, empty_database, running_pipeline, start_worker, stop
 
 C1 = dt.datetime(2026, 3, 8, 5, 0)  # 2026-03-08 00:00 New York
@@ -169,8 +169,8 @@ def test_full_as_of_c1_plus_incremental_equals_c2(env, base_settings):
 
 
 def test_scheduler_delivers_incremental_at_the_new_york_cutoff(env):
-    from sinks import settings_store
-    from sinks.scheduler import delivery_root, run_round
+    from snapsync.control import snapshot_settings as settings_store
+    from snapsync.sinks.scheduler import delivery_root, run_round
 
     s, _log, _workers, _out = env
     settings_store.configure(s, 1, customers=(1, 2, 3), format="dat", kind="incremental", packaging="combined")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from schemas.catalog import DATASETS
-from snapsync.db import connect
+from snapsync.connectors.mysql import connect
+from snapsync.schemas.catalog import DATASETS
 from snapsync.seed import HARD_DATES, HARD_DATETIMES, HARD_MONEY, HARD_TEXTS, plan, seed
 from tests.conftest import settings_for
 
@@ -19,7 +19,7 @@ def test_same_arguments_same_data_other_seed_other_data(base_settings):
     sums = []
     for name, seed_value in (("det_a", 5), ("det_b", 5), ("det_c", 6)):
         s = settings_for(base_settings, name)
-        from snapsync.db import ensure_database
+        from snapsync.connectors.mysql import ensure_database
 
         ensure_database(s.db)
         with connect(s.db) as conn:

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from schemas.catalog import DATASETS
-from sinks.dat_format import LOAD_DATA_OPTIONS
-from sinks.delivery import current_delivery
-from sinks.export import ExportRequest, export_snapshot
-from snapsync.db import connect, ensure_database
+from snapsync.connectors.mysql import connect, ensure_database
+from snapsync.schemas.catalog import DATASETS, dataset
 from snapsync.seed import HARD_TEXTS
+from snapsync.sinks.delivery import current_delivery
+from snapsync.sinks.export import ExportRequest, export_snapshot
+from snapsync.sinks.formats.dat import LOAD_DATA_OPTIONS
 from tests.conftest import settings_for
 from tests.integration.pipeline import customer_rows, empty_database
 
@@ -55,7 +55,7 @@ def test_dat_load_data_round_trip_is_exact_for_every_data_set(seeded_db, tmp_pat
 
 
 def test_fast_path_is_used_on_the_local_server(seeded_db, tmp_path):
-    from sinks.server_side import server_can_write
+    from snapsync.sinks.server_side import server_can_write
 
     assert server_can_write(seeded_db.db, tmp_path)
 
@@ -188,7 +188,7 @@ def test_manifest_checksums_permissions_and_zip(seeded_db, tmp_path):
     archive = z.path / "combined.zip"
     assert stat.S_IMODE(archive.stat().st_mode) == 0o600
     with zipfile.ZipFile(archive) as zf:
-        assert sorted(zf.namelist()) == ["manifest.json", "snapshot.sql"]
+        assert sorted(zf.namelist()) == ["manifest.json", "schema.sql", "snapshot.sql"]
 
 
 def test_sample_is_first_five_rows_of_each_data_set(seeded_db, tmp_path, cli_env):
@@ -204,8 +204,10 @@ def test_sample_is_first_five_rows_of_each_data_set(seeded_db, tmp_path, cli_env
     assert json.loads((folder / "manifest.json").read_text())["kind"] == "sample"
 
 
-def test_killed_delivery_leaves_the_previous_one_readable(base_settings, tmp_path, cli_env):
+def test_killed_delivery_leaves_the_previous_one_readable(base_settings, tmp_path, cli_env, monkeypatch):
     from snapsync.seed import seed
+
+    monkeypatch.setattr("snapsync.sinks.delivery.GRACE", 0.0)  # no grace period: replaced means gone
 
     s = settings_for(base_settings, "killdelivery")
     ensure_database(s.db)
@@ -242,9 +244,34 @@ def test_killed_delivery_leaves_the_previous_one_readable(base_settings, tmp_pat
 
 
 def test_bad_export_requests_are_refused(seeded_db, base_settings, tmp_path):
-    from schemas.errors import ConfigError
+    from snapsync.schemas.errors import ConfigError
 
     with pytest.raises(ConfigError, match="unknown customer"):
         export_snapshot(seeded_db, ExportRequest([1, 42]), tmp_path)
     with pytest.raises(ConfigError, match="no customers"):
         export_snapshot(seeded_db, ExportRequest([]), tmp_path)
+
+
+def test_per_customer_reads_are_exact_when_customers_interleave(base_settings, tmp_path):
+    """Customers whose rows form a key range of their own are read through the clustered
+    index; others through their customer index. Interleave the rows (new rows of customer 1
+    after customer 2's, a customer 3 row inside customer 2's range) and every package still
+    holds exactly its customer's rows."""
+    from snapsync.seed import seed
+
+    s = settings_for(base_settings, "interleave")
+    ensure_database(s.db)
+    with connect(s.db) as conn:
+        seed(conn, customers=3, scale=0.01, seed_value=4)
+        cur = conn.cursor()
+        cols = ", ".join(f"`{c}`" for c in dataset("charge").column_names if c != "id")
+        for customer in (1, 3, 1):
+            cur.execute(f"INSERT INTO charge ({cols}) SELECT {cols.replace('`customer_id`', str(customer))} "
+                        f"FROM charge WHERE customer_id = 2 ORDER BY id LIMIT 5")
+        conn.commit()
+    result = export_snapshot(s, ExportRequest([1, 2, 3], "dat", "per-customer"), tmp_path / "out")
+    for customer in (1, 2, 3):
+        for ds in DATASETS:
+            lines = (result.path / f"customer-{customer}" / f"{ds.table}.DAT").read_bytes().split(b"\n")[1:-1]
+            ids = [int(line.split(b"\t", 1)[0]) for line in lines]
+            assert ids == [r[0] for r in customer_rows(s, ds.table, [customer])], (customer, ds.table)

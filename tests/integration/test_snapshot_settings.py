@@ -7,14 +7,15 @@ import json
 
 import pytest
 
-from connectors.kafka import producer
-from schemas.errors import ConfigError
-from sinks import settings_store
-from sinks.delivery import current_delivery
-from sinks.scheduler import delivery_root, notifications_topic, run_round
-from snapsync.control import audit_rows
-from snapsync.db import connect
+from snapsync.connectors.kafka import producer
+from snapsync.connectors.mysql import connect
+from snapsync.control import snapshot_settings as settings_store
+from snapsync.control.audit import audit_rows
+from snapsync.schemas.errors import ConfigError
+from snapsync.schemas.topics import notifications_topic
 from snapsync.seed import seed
+from snapsync.sinks.delivery import current_delivery
+from snapsync.sinks.scheduler import delivery_root, run_round
 from tests.kafka_helpers import read_topic
 
 UTC = dt.timezone.utc
@@ -38,7 +39,7 @@ def test_bad_settings_are_refused_with_what_to_fix(two_accounts):
         settings_store.configure(s, 1, customers=())
     with pytest.raises(ConfigError) as e:
         settings_store.configure(s, 1, customers=(1,), format="xml", packaging="zipped")
-    assert "format" in str(e.value) and "use dat or mysql" in str(e.value) and "packaging" in str(e.value)
+    assert "format" in str(e.value) and "use dat, mysql, parquet" in str(e.value) and "packaging" in str(e.value)
     with pytest.raises(ConfigError, match="unknown account 7"):
         settings_store.configure(s, 7, customers=(1,))
 
@@ -57,7 +58,8 @@ def test_changes_are_audited_with_before_and_after(two_accounts, monkeypatch):
     assert rows[1]["after"]["customers"] == [1, 3]
 
 
-def test_scheduler_delivers_at_0100_new_york_on_dst_days(two_accounts, tmp_path):
+def test_scheduler_delivers_at_0100_new_york_on_dst_days(two_accounts, tmp_path, monkeypatch):
+    monkeypatch.setattr("snapsync.sinks.delivery.GRACE", 0.0)  # no grace period: replaced means gone
     s = two_accounts
     settings_store.configure(s, 1, customers=(1, 3), format="dat", packaging="combined")
     settings_store.configure(s, 2, customers=(2,), format="mysql")

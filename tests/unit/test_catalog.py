@@ -1,4 +1,4 @@
-from schemas.catalog import DATASETS, dataset, incremental_datasets, schema_ddl, sync_datasets
+from snapsync.schemas.catalog import DATASETS, dataset, incremental_datasets, schema_ddl, sync_datasets
 
 DOCUMENT_NAMES = [
     "Authorizations", "Activity", "Appt", "Appt Types", "Charge", "Professional Claims", "Claim Status",

@@ -1,7 +1,7 @@
 import pytest
 
-from schemas.config import load_settings, parse_database_url
-from schemas.errors import ConfigError
+from snapsync.schemas.config import load_settings, parse_database_url
+from snapsync.schemas.errors import ConfigError
 
 
 @pytest.fixture(autouse=True)

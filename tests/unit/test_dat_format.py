@@ -3,8 +3,8 @@ from decimal import Decimal
 
 import pytest
 
-from sinks.dat_format import escape_bytes, escape_text, format_row, format_value, unescape_field
 from snapsync.seed import HARD_TEXTS
+from snapsync.sinks.formats.dat import escape_bytes, escape_text, format_row, format_value, unescape_field
 
 
 @pytest.mark.parametrize("text", [t for t in HARD_TEXTS if t is not None])

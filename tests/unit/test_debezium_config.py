@@ -1,8 +1,8 @@
 """The rendered Debezium config against the documented property names and our encodings."""
 
-from schemas.catalog import DATASETS
-from schemas.config import load_settings
-from connectors.debezium import FIXED, check_config, render
+from snapsync.connectors.debezium import FIXED, check_config, render
+from snapsync.schemas.catalog import DATASETS
+from snapsync.schemas.config import load_settings
 
 # Property names from the Debezium 2.x MySQL connector and Kafka Connect documentation.
 DOCUMENTED = {

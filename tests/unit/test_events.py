@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from schemas.errors import DataError
-from schemas.events import ChangeEvent, SourcePosition, encode_value, to_mysql_text
-from streams.sync_apply import plan_commands, row_digest
+from snapsync.schemas.errors import DataError
+from snapsync.schemas.events import ChangeEvent, SourcePosition, encode_value, to_mysql_text
+from snapsync.schemas.messages import row_digest
+from snapsync.streams.sync_apply import plan_commands
 
 BAD = Path(__file__).parent.parent / "fixtures" / "bad_events"
 EXPECTED = json.loads((BAD / "expected.json").read_text())
@@ -74,7 +75,7 @@ def test_plan_commands_fans_out_inserts_and_updates_only():
 
 
 def test_dead_letter_reasons_never_quote_values():
-    from streams.app import safe_reason
+    from snapsync.streams.app import safe_reason
 
     try:
         int("Jane Doe 123-45-6789")

@@ -2,7 +2,7 @@ import datetime as dt
 
 import pytest
 
-from schemas.schedule import full_slot, incremental_cutoff, local_day, parse_instant, ready_by
+from snapsync.schemas.schedule import full_slot, incremental_cutoff, local_day, parse_instant, ready_by
 
 UTC = dt.timezone.utc
 
@@ -44,7 +44,7 @@ def test_parse_instant_and_local_day():
 
 
 def test_delta_windows_close_at_new_york_midnight_across_dst():
-    from streams.deltas import window_cutoff
+    from snapsync.streams.deltas import window_cutoff
 
     def ms(text):
         return int(parse_instant(text).timestamp() * 1000)

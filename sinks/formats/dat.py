@@ -1,4 +1,4 @@
-"""The .DAT text format (DESIGN.md contract 3): UTF-8, header line, TAB-separated,
+"""The .DAT text format (docs/contracts.md, contract 3): UTF-8, header line, TAB-separated,
 LF-terminated rows, MySQL ``LOAD DATA`` escaping.
 
 NULL is ``\\N``. Inside a value TAB, LF, CR, NUL and backslash become ``\\t``, ``\\n``,
@@ -10,7 +10,10 @@ backslash before a literal TAB or LF), every row stays on one physical line, and
 from __future__ import annotations
 
 import datetime as _dt
+import re
 from decimal import Decimal
+
+from snapsync.sinks.formats.base import OP_COLUMN, PackageFormat
 
 NULL = "\\N"
 NULL_BYTES = b"\\N"
@@ -25,9 +28,12 @@ LOAD_DATA_OPTIONS = (
 )
 
 
+_NEEDS_ESCAPE = re.compile("[\\\\\t\n\r\0]")
+
+
 def escape_text(value: str) -> str:
     """Escape one text value (not NULL)."""
-    if any(ch in value for ch in _SPECIAL):
+    if _NEEDS_ESCAPE.search(value):
         return value.translate(_ESCAPES)
     return value
 
@@ -90,8 +96,16 @@ def unescape_field(field: str) -> str | None:
 _TEXT_TYPES = ("CHAR", "VARCHAR", "TINYTEXT", "TEXT", "MEDIUMTEXT", "LONGTEXT", "ENUM", "SET")
 
 
+_BINARY_TYPES = ("BINARY", "VARBINARY", "TINYBLOB", "BLOB", "MEDIUMBLOB", "LONGBLOB")
+
+
 def is_text_type(column_type: str) -> bool:
     return column_type.upper().startswith(_TEXT_TYPES)
+
+
+def is_binary_type(column_type: str) -> bool:
+    """Byte strings: escaped like text in .DAT (LOAD DATA stores their bytes unconverted)."""
+    return column_type.upper().startswith(_BINARY_TYPES)
 
 
 def sql_escape_expr(column: str) -> str:
@@ -114,10 +128,49 @@ def dat_line_expr(columns) -> str:
     """``CONCAT_WS(TAB, ...)`` giving one .DAT line per row (NULL as ``\\N``)."""
     parts = []
     for c in columns:
-        e = guarded_escape_expr(c.name) if is_text_type(c.type) else f"`{c.name}`"
+        e = guarded_escape_expr(c.name) if is_text_type(c.type) or is_binary_type(c.type) else f"`{c.name}`"
         parts.append(f"IFNULL({e},'\\\\N')" if c.nullable else e)
     return "CONCAT_WS('\\t'," + ",".join(parts) + ")"
 
 
 def header_line(columns) -> bytes:
     return ("\t".join(c.name for c in columns) + "\n").encode("utf-8")
+
+
+# --- the format -----------------------------------------------------------------------------
+
+
+class DatFormat(PackageFormat):
+    """Tab-delimited ``.DAT`` files, one per data set (the product's "Default" format).
+
+    An incremental data set has a leading ``_op`` column: ``U`` rows are upserts, ``D`` rows
+    deletes that carry only the primary key (other columns ``\\N``)."""
+
+    name = "dat"
+    label = "Default (tab-delimited .DAT)"
+
+    def dataset_file(self, ds) -> str:
+        return f"{ds.table}.DAT"
+
+    def row_expr(self, ds, *, changes: bool = False) -> str:
+        expr = dat_line_expr(ds.columns)
+        return f"CONCAT('U\\t',{expr})" if changes else expr
+
+    def begin(self, ds, out, *, changes: bool = False) -> None:
+        out.write((OP_COLUMN + "\t" if changes else "").encode() + header_line(ds.columns))
+
+    def write_rows(self, ds, lines: bytes, out) -> None:
+        out.write(lines)
+
+    def write_upserts(self, ds, rows, out) -> None:
+        for start in range(0, len(rows), 5000):
+            lines = []
+            for row in rows[start:start + 5000]:
+                values = (row.get(c.name) for c in ds.columns)
+                lines.append("U\t" + "\t".join(NULL if v is None else escape_text(v) for v in values) + "\n")
+            out.write("".join(lines).encode("utf-8", "surrogateescape"))  # binary values: their bytes
+
+    def write_deletes(self, ds, keys, out) -> None:
+        if keys:
+            out.write("".join("D\t" + "\t".join(format_value(k[c]) if c in k else NULL for c in ds.column_names)
+                              + "\n" for k in keys).encode("utf-8"))

@@ -1,4 +1,4 @@
-"""The MySQL format (DESIGN.md contract 4): a ``.sql`` file the ``mysql``/``mariadb`` client
+"""The MySQL format (docs/contracts.md, contract 4): a ``.sql`` file the ``mysql``/``mariadb`` client
 loads into an empty database, creating each data set as a table with its rows.
 
 Rows come from the server already as SQL tuples ``(v1,v2,...)``: text through ``QUOTE()``
@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import BinaryIO
 
-from schemas.catalog import DataSet
-from sinks.dat_format import is_text_type
-
+from snapsync.schemas.catalog import DataSet
+from snapsync.sinks.formats.base import PackageFormat
+from snapsync.sinks.formats.dat import is_binary_type, is_text_type
 
 HEADER = (
     b"-- snapsync MySQL-format snapshot\n"
@@ -35,6 +35,8 @@ FOOTER = (
 def sql_value_expr(column) -> str:
     n = f"`{column.name}`"
     t = column.type.upper()
+    if is_binary_type(t):  # bytes as a hex literal: X'00FF' (X'' when empty)
+        return f"IF({n} IS NULL,'NULL',CONCAT('X''',HEX({n}),''''))"
     if is_text_type(t) or t.startswith(("DATE", "TIME", "YEAR")):
         e = f"QUOTE({n})"  # QUOTE(NULL) is the word NULL
         if is_text_type(t):
@@ -75,6 +77,8 @@ def literal(value: str | None, column_type: str) -> str:
 
     if value is None:
         return "NULL"
+    if is_binary_type(column_type):
+        return "X'" + value.encode("utf-8", "surrogateescape").hex() + "'"
     if is_text_type(column_type) or column_type.upper().startswith(("DATE", "TIME", "YEAR")):
         return "'" + escape_string(value) + "'"
     return value
@@ -116,3 +120,48 @@ class InsertBatcher:
 
     def close(self) -> None:
         pass
+
+
+# --- the format -----------------------------------------------------------------------------
+
+
+class SqlFormat(PackageFormat):
+    """One ``snapshot.sql`` per package that the ``mysql``/``mariadb`` client loads: each data
+    set is dropped and created with its rows; an incremental data set is kept (created if
+    missing) and gets ``REPLACE`` upserts and ``DELETE`` by primary key."""
+
+    name = "mysql"
+    label = "MySQL"
+    package_file = "snapshot.sql"
+
+    def __init__(self) -> None:
+        self._batcher: InsertBatcher | None = None
+
+    def start_package(self, out) -> None:
+        out.write(HEADER)
+
+    def finish_package(self, out) -> None:
+        out.write(FOOTER)
+
+    def row_expr(self, ds, *, changes: bool = False) -> str:
+        return sql_tuple_expr(ds.columns)
+
+    def begin(self, ds, out, *, changes: bool = False) -> None:
+        out.write(changes_preamble(ds) if changes else table_preamble(ds))
+        self._batcher = InsertBatcher(out, ds.table, verb="REPLACE" if changes else "INSERT")
+
+    def write_rows(self, ds, lines: bytes, out) -> None:
+        assert self._batcher is not None, "begin() first"
+        self._batcher.add_chunk(lines)
+
+    def write_upserts(self, ds, rows, out) -> None:
+        for start in range(0, len(rows), 5000):  # statements of a few thousand rows
+            self.write_rows(ds, b"".join(tuple_line(ds, r) for r in rows[start:start + 5000]), out)
+
+    def write_deletes(self, ds, keys, out) -> None:
+        if keys:
+            out.write(delete_statement(ds, keys))
+
+    def end(self, ds, out, *, changes: bool = False) -> None:
+        self._batcher = None
+        out.write(table_postamble(ds, changes=changes))

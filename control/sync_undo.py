@@ -1,0 +1,114 @@
+"""Undo of one Data Sync application (a command, or an initial copy): the before-images
+come back, created items go. Refused when an item changed after that application (a later
+synced edit, a local edit): undo would throw those changes away. ``force`` undoes anyway."""
+
+from __future__ import annotations
+
+import json
+
+from snapsync.connectors.mysql import connect, encoded_rows
+from snapsync.control.audit import record_audit
+from snapsync.control.data_sync import mark_echo, where_natural_key
+from snapsync.schemas.catalog import DataSet, dataset
+from snapsync.schemas.config import Settings
+from snapsync.schemas.errors import ConfigError
+
+
+def _current_texts(cur, ds: DataSet, where: str, args: tuple, columns) -> dict[int, dict[str, str | None]]:
+    cols = list(columns)
+    cur.execute("SELECT id, " + ", ".join(f"CAST(`{c}` AS CHAR)" for c in cols) + f" FROM `{ds.table}` WHERE {where}",
+                args)
+    return {r[0]: dict(zip(cols, r[1:])) for r in cur.fetchall()}
+
+
+def _differences(written: dict[str, str | None], now: dict[str, str | None] | None) -> list[str]:
+    if now is None:
+        return ["(deleted)"]
+    return [c for c, v in written.items() if now.get(c) != v]
+
+
+def changes_since(cur, table: str, target: int, row_id: int | None, nk: dict, after: dict | None) -> dict[int, list[str]]:
+    """Rows this application wrote that differ now from what it wrote: ``{row id: columns}``."""
+    ds = dataset(table)
+    if after is None:
+        if "__created_ids__" in nk:  # a bulk copy's created range keeps no after-images
+            first, last = row_id, row_id + nk["__created_ids__"] - 1
+            cur.execute(f"SELECT COUNT(*) FROM `{table}` WHERE customer_id = %s AND id BETWEEN %s AND %s",
+                        (target, first, last))
+            if cur.fetchone()[0]:
+                return {first: [f"{nk['__created_ids__']} item(s) created by a bulk copy (ids {first}-{last}); "
+                                "edits made to them since cannot be checked"]}
+        return {}  # recorded before snapsync kept what it wrote: nothing to compare
+    if "__created_ids__" in nk:  # (older records) a created range with after-images by id
+        first, last = row_id, row_id + nk["__created_ids__"] - 1
+        columns = next(iter(after.values()), {}).keys()
+        now = _current_texts(cur, ds, "customer_id = %s AND id BETWEEN %s AND %s", (target, first, last), columns)
+        found = {int(i): _differences(w, now.get(int(i))) for i, w in after.items()}
+    elif row_id is not None:
+        now = _current_texts(cur, ds, "id = %s", (row_id,), after.keys())
+        found = {row_id: _differences(after, now.get(row_id))}
+    else:
+        now = _current_texts(cur, ds, f"customer_id = %s AND {where_natural_key(ds)}",
+                             (target, *(nk[c] for c in ds.natural_key)), after.keys())
+        found = {next(iter(now), 0): _differences(after, next(iter(now.values()), None))}
+    return {i: cols for i, cols in found.items() if cols}
+
+
+def undo(conn, audit_id: int, *, force: bool = False) -> int:
+    """Restore what one sync application (or initial copy) overwrote; remove what it
+    created. Returns the number of rows restored or removed.
+
+    Raises:
+        ConfigError: nothing to undo under that id, or (without ``force``) an item changed
+            after the application, naming the rows and columns.
+    """
+    cur = conn.cursor()
+    cur.execute("SELECT table_name, target_customer, row_id, natural_key, before_json, after_json "
+                "FROM snapsync_sync_before WHERE audit_id = %s", (audit_id,))
+    rows = cur.fetchall()
+    if not rows:
+        raise ConfigError(f"audit record {audit_id} has nothing to undo: give the id of a sync application "
+                          "(`snapsync audit --entity sync_apply`)")
+    if not force:
+        changed = []
+        for table, target, row_id, nk_json, _before, after_json in rows:
+            found = changes_since(cur, table, target, row_id, json.loads(nk_json),
+                                  None if after_json is None else json.loads(after_json))
+            changed += [f"{table} row {i} ({', '.join(cols)})" for i, cols in sorted(found.items())]
+        if changed:
+            conn.rollback()
+            raise ConfigError(
+                f"audit record {audit_id}: {len(changed)} item(s) changed after this application: "
+                f"{'; '.join(changed[:10])}{' ...' if len(changed) > 10 else ''}. Undo would throw those "
+                "changes away; run `snapsync sync undo --force` to undo anyway")
+    n = 0
+    for table, target, row_id, nk_json, before_json, _after in rows:
+        ds = dataset(table)
+        nk = json.loads(nk_json)
+        if before_json is None and "__created_ids__" in nk:  # a bulk copy's created range
+            cur.execute(f"DELETE FROM `{table}` WHERE customer_id = %s AND id BETWEEN %s AND %s",
+                        (target, row_id, row_id + nk["__created_ids__"] - 1))
+        elif before_json is None:
+            cur.execute(f"DELETE FROM `{table}` WHERE customer_id = %s AND {where_natural_key(ds)}",
+                        (target, *(nk[c] for c in ds.natural_key)))
+        else:
+            before = json.loads(before_json)
+            cols = [c for c in ds.column_names if c != "id" and c in before]
+            cur.execute(f"UPDATE `{table}` SET " + ", ".join(f"`{c}` = %s" for c in cols) + " WHERE id = %s",
+                        (*(before[c] for c in cols), row_id))
+            cur.execute(f"SELECT * FROM `{table}` WHERE id = %s", (row_id,))
+            restored = encoded_rows(cur)
+            if restored:  # the restore is snapsync's own write too: never fan it out
+                mark_echo(cur, table, row_id, restored[0], None)
+        n += cur.rowcount if before_json is None else 1
+    record_audit(cur, account_id=None, entity="sync_apply", entity_id=str(audit_id), action="undo",
+                 detail={"rows": n, "forced": force})
+    cur.execute("DELETE FROM snapsync_sync_before WHERE audit_id = %s", (audit_id,))
+    conn.commit()
+    return n
+
+
+def undo_application(settings: Settings, audit_id: int, *, force: bool = False) -> int:
+    """:func:`undo` on its own connection."""
+    with connect(settings.db) as conn:
+        return undo(conn, audit_id, force=force)

@@ -1,0 +1,234 @@
+"""`snapsync snapshot`: exports, the sample, settings and the scheduler."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from snapsync.cli.common import (
+    ConfigOpt,
+    JsonOpt,
+    MetricsHostOpt,
+    MetricsPortOpt,
+    customer_list,
+    err,
+    out,
+    settings,
+    setup_logging,
+)
+from snapsync.control import snapshot_settings
+
+app = typer.Typer(help="Recurring data snapshots: export, sample, settings, scheduler.", no_args_is_help=True)
+
+FormatOpt = Annotated[str, typer.Option("--format", help="dat (tab-delimited .DAT files), mysql (a .sql dump) or parquet (typed .parquet files).")]
+PackagingOpt = Annotated[str, typer.Option("--packaging", help="per-customer (one package each) or combined.")]
+ContainerOpt = Annotated[str, typer.Option("--container", help="folder or zip.")]
+
+
+def _run_export(config, customers: str, format_: str, packaging: str, container: str, dest: str,
+                json_: bool, sample: int | None, keep: int = 1, kind: str = "full", cutoff: str | None = None,
+                watermark_timeout: float = 300.0) -> None:
+    from typing import get_args
+
+    from snapsync.schemas.control import Format
+    from snapsync.schemas.errors import ConfigError
+    from snapsync.sinks.delivery import check_root
+    from snapsync.sinks.export import ExportRequest, export_snapshot
+
+    problems = []
+    if format_ not in get_args(Format):
+        problems.append(f"--format {format_!r}: use {', '.join(get_args(Format))}")
+    if packaging not in ("per-customer", "combined"):
+        problems.append(f"--packaging {packaging!r}: use per-customer or combined")
+    if container not in ("folder", "zip"):
+        problems.append(f"--container {container!r}: use folder or zip")
+    if kind not in ("full", "incremental"):
+        problems.append(f"--kind {kind!r}: use full or incremental")
+    cutoff_utc = None
+    if kind == "incremental":
+        from snapsync.schemas.schedule import parse_instant
+
+        if not cutoff:
+            problems.append("--cutoff is required with --kind incremental (e.g. --cutoff 2026-03-08T00:00)")
+        else:
+            try:
+                cutoff_utc = parse_instant(cutoff).replace(tzinfo=None)
+            except ValueError as exc:
+                problems.append(f"--cutoff: {exc}")
+    elif cutoff:
+        problems.append("--cutoff goes with --kind incremental only (a full snapshot is as of its start)")
+    try:
+        dest = str(check_root(dest))
+    except ConfigError as exc:
+        problems.append(f"--out: {exc}")
+    if problems:
+        raise ConfigError("invalid export options:\n  - " + "\n  - ".join(problems))
+    s = settings(config)
+    req = ExportRequest(customers=customer_list(customers), format=format_, packaging=packaging,
+                        container=container, sample_rows=sample, keep=keep, kind=kind, cutoff=cutoff_utc,
+                        watermark_timeout=watermark_timeout)
+    if json_ or not sys.stderr.isatty():
+        result = export_snapshot(s, req, dest)
+    else:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=err, transient=True) as bar:
+            task = bar.add_task("exporting", total=None)
+            result = export_snapshot(s, req, dest, progress=lambda done, total, rows: bar.update(
+                task, completed=done, total=total, description=f"exporting ({rows:,} rows)"))
+    if json_:
+        print(json.dumps(result.summary()))
+    else:
+        out.print(f"delivered {len(result.packages)} package(s), {result.rows:,} rows in {result.seconds:.1f}s")
+        out.print(f"current delivery: {Path(dest) / 'current'} -> {result.path}")
+
+
+@app.command("export")
+def snapshot_export(
+    customers: Annotated[str, typer.Option(help="Customer ids, comma-separated (one account).")],
+    out: Annotated[str, typer.Option(help="Delivery folder: the package appears under OUT/current.")],
+    format_: FormatOpt = "dat",
+    kind: Annotated[str, typer.Option(help="full, or incremental (changed rows of Patient, Claims, Charge, Credit, Activity since this folder's last delivery).")] = "full",
+    cutoff: Annotated[Optional[str], typer.Option(help="Incremental: the window's end (ISO; no offset = New York time).")] = None,
+    watermark_timeout: Annotated[float, typer.Option(help="Incremental: seconds to wait for the pipeline to reach the cutoff.", min=0)] = 300.0,
+    packaging: PackagingOpt = "per-customer",
+    container: ContainerOpt = "folder",
+    keep: Annotated[int, typer.Option(help="Deliveries kept under OUT/deliveries (default 1: replace).", min=1)] = 1,
+    config: ConfigOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Export a snapshot package of every data set for the customers, delivered atomically.
+
+    Incremental: needs `snapsync capture` and `snapsync worker` running; the first delivery
+    to a folder (and the first for a customer new to it) carries that customer in full.
+    """
+    _run_export(config, customers, format_, packaging, container, out, json_, None, keep, kind, cutoff,
+                watermark_timeout)
+
+
+@app.command("sample")
+def snapshot_sample(
+    customers: Annotated[str, typer.Option(help="Customer ids, comma-separated (one account).")],
+    out: Annotated[str, typer.Option(help="Where the sample package goes (OUT/current).")],
+    format_: FormatOpt = "dat",
+    packaging: PackagingOpt = "per-customer",
+    config: ConfigOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """The "Download Sample": the first five rows of each data set, in the chosen format."""
+    _run_export(config, customers, format_, packaging, "folder", out, json_, 5)
+
+
+@app.command("configure")
+def snapshot_configure(
+    account: Annotated[int, typer.Option(help="Account id.")],
+    customers: Annotated[Optional[str], typer.Option(help="Customer ids of the account, comma-separated.")] = None,
+    format_: Annotated[Optional[str], typer.Option("--format", help="dat, mysql or parquet.")] = None,
+    kind: Annotated[Optional[str], typer.Option(help="full or incremental.")] = None,
+    packaging: Annotated[Optional[str], typer.Option(help="per-customer or combined.")] = None,
+    container: Annotated[Optional[str], typer.Option(help="folder or zip.")] = None,
+    keep: Annotated[Optional[int], typer.Option(help="Deliveries kept (default 1).")] = None,
+    config: ConfigOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Enable (or change) an account's recurring snapshots; every change is audited."""
+    new = snapshot_settings.configure(settings(config), account, enabled=True,
+                                   customers=None if customers is None else tuple(customer_list(customers)),
+                                   format=format_, kind=kind, packaging=packaging, container=container, keep=keep)
+    print(json.dumps(new.model_dump())) if json_ else out.print(f"account {account}: {new.model_dump()}")
+
+
+@app.command("show")
+def snapshot_show(account: Annotated[int, typer.Option(help="Account id.")], config: ConfigOpt = None,
+                  json_: JsonOpt = False) -> None:
+    """Show an account's snapshot settings."""
+    cfg = snapshot_settings.get(settings(config), account)
+    data = cfg.model_dump() if cfg else None
+    if json_:
+        print(json.dumps(data))
+    else:
+        out.print(data if data else f"account {account} has no snapshot settings")
+
+
+@app.command("disable")
+def snapshot_disable(account: Annotated[int, typer.Option(help="Account id.")], config: ConfigOpt = None) -> None:
+    """Disable an account's recurring snapshots (settings are kept; audited)."""
+    snapshot_settings.disable(settings(config), account)
+    out.print(f"account {account}: recurring snapshots disabled")
+
+
+@app.command("scheduler")
+def snapshot_scheduler(
+    once: Annotated[bool, typer.Option("--once", help="Run one round and exit.")] = False,
+    as_of: Annotated[Optional[str], typer.Option("--as-of", help="With --once: the round's time (ISO; no offset = New York).")] = None,
+    interval: Annotated[float, typer.Option(help="Seconds between rounds.", min=0.1)] = 30.0,
+    jobs: Annotated[bool, typer.Option("--jobs", help="Publish one job per due account on <prefix>.export.jobs for `snapsync export-worker` processes, instead of exporting here.")] = False,
+    metrics_port: MetricsPortOpt = None,
+    metrics_host: MetricsHostOpt = "127.0.0.1",
+    config: ConfigOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Deliver each enabled account's snapshot at its New York time (full as of 01:00, ready by 09:00).
+
+    Any number of schedulers may run: each slot is claimed once in the database. A slot not
+    delivered by 09:00 New York gets one "snapshot late" notification.
+    """
+    import datetime as dt
+    import threading
+
+    from snapsync.connectors.kafka import producer
+    from snapsync.schemas.errors import ConfigError
+    from snapsync.schemas.schedule import parse_instant
+    from snapsync.sinks.scheduler import run_forever, run_round
+
+    setup_logging()
+    s = settings(config)
+    prod = producer(s.kafka_bootstrap)
+    if once:
+        try:
+            now = parse_instant(as_of) if as_of else dt.datetime.now(dt.timezone.utc)
+        except ValueError as exc:
+            raise ConfigError(f"--as-of: {exc}") from None
+        done = run_round(s, now, producer=prod, publish=jobs)
+        if json_:
+            print(json.dumps(done, default=str))
+        else:
+            print(f"{len(done)} export job(s) published" if jobs else f"{len(done)} delivery(ies) made")
+        return
+    if as_of:
+        raise ConfigError("--as-of goes with --once")
+    import signal as _signal
+
+    from snapsync.connectors.metrics import Health, Heartbeat, serve
+    from snapsync.control.processes import Beacon
+
+    stop = threading.Event()
+    for sig in (_signal.SIGTERM, _signal.SIGINT):
+        _signal.signal(sig, lambda *_: stop.set())
+    # A round that exports here may take as long as its exports; a publishing round is quick.
+    loop = Heartbeat("the round loop", stale_after=3 * interval + (60 if jobs else 3600))
+    last = {"ok": None}
+
+    def on_round(ok: bool) -> None:
+        loop.beat()
+        last["ok"] = ok
+
+    def ready() -> tuple[bool, str]:
+        if last["ok"] is None:
+            return False, "no round finished yet"
+        return bool(last["ok"]), "the last round ran" if last["ok"] else "the last round could not reach the database or broker"
+
+    server = serve(metrics_port, Health(live={"rounds": loop.check}, ready={"round": ready}), metrics_host) \
+        if metrics_port is not None else None
+    beacon = Beacon(s, "scheduler", metrics_port=metrics_port).start()
+    try:
+        run_forever(s, stop, interval, producer=prod, publish=jobs, owner=beacon.id, on_round=on_round)
+    finally:
+        beacon.stop()
+        if server is not None:
+            server.close()

@@ -1,0 +1,100 @@
+"""The JSON API for scripts: the same control-plane calls and the same authorization as
+the pages (bearer token from ``snapsync users token``). Bodies are the control plane's own
+models (``SnapshotSettings``, ``SyncGroup``); an ``account_id`` or ``group_id`` in a body that
+differs from the path is answered like any other account's id: 404."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from snapsync.control import data_sync, notifications, snapshot_settings, sync_groups
+from snapsync.schemas.control import SnapshotSettings, SyncGroup
+from snapsync.web.auth import Scope, reader, rep
+from snapsync.web.routers.audit import query as audit_query
+from snapsync.web.routers.sync import group_of
+
+router = APIRouter(prefix="/api/accounts/{account_id}")
+
+
+class GroupChange(BaseModel):
+    """A group as stored, and what its initial copy did: ``{target: {table: {created, overridden}}}``."""
+
+    group: SyncGroup
+    initial_copy: dict[int, dict[str, dict[str, int]]] = {}
+
+
+def _same_account(scope: Scope, body_account: int) -> None:
+    if body_account != scope.account_id:
+        raise HTTPException(404)
+
+
+@router.get("/snapshot-settings", tags=["snapshots"], response_model=Optional[SnapshotSettings])
+def get_snapshot_settings(scope: Scope = Depends(reader)):
+    """The account's Recurring Data Snapshots settings (null when never configured)."""
+    return snapshot_settings.get(scope.settings, scope.account_id)
+
+
+@router.put("/snapshot-settings", tags=["snapshots"], response_model=SnapshotSettings)
+def put_snapshot_settings(body: SnapshotSettings, scope: Scope = Depends(rep)):
+    """Create or replace the settings (validated and audited by the control plane)."""
+    _same_account(scope, body.account_id)
+    return snapshot_settings.configure(scope.settings, scope.account_id, who=scope.who, tenant_view=True,
+                                       **body.model_dump(exclude={"account_id"}))
+
+
+@router.get("/sync-groups", tags=["data sync"], response_model=list[SyncGroup])
+def list_sync_groups(scope: Scope = Depends(reader)):
+    return sync_groups.load_groups_for(scope.settings, scope.account_id)
+
+
+@router.post("/sync-groups", tags=["data sync"], response_model=GroupChange, status_code=201)
+def create_sync_group(body: SyncGroup, scope: Scope = Depends(rep)):
+    """Add a group; when the account's Data Sync is enabled its initial copy runs now."""
+    _same_account(scope, body.account_id)
+    group, copied = data_sync.create_group(scope.settings, body.source_customer, body.targets, body.categories,
+                                           body.mode, account_id=scope.account_id, who=scope.who)
+    return GroupChange(group=group, initial_copy=copied)
+
+
+@router.get("/sync-groups/{group_id}", tags=["data sync"], response_model=SyncGroup)
+async def get_sync_group(group: SyncGroup = Depends(group_of(reader))):
+    return group
+
+
+@router.put("/sync-groups/{group_id}", tags=["data sync"], response_model=GroupChange)
+def put_sync_group(body: SyncGroup, scope: Scope = Depends(rep), group: SyncGroup = Depends(group_of(rep))):
+    """Change a group's sync-from and sync-to customers, data options or mode; new targets
+    (all of them when the sync-from customer changes) get the initial copy."""
+    _same_account(scope, body.account_id)
+    if body.group_id is not None and body.group_id != group.group_id:
+        raise HTTPException(404)
+    _before, after, copied = data_sync.change_group(
+        scope.settings, group.group_id, source=body.source_customer, targets=body.targets,
+        categories=body.categories, mode=body.mode, account_id=scope.account_id, who=scope.who)
+    return GroupChange(group=after, initial_copy=copied)
+
+
+@router.delete("/sync-groups/{group_id}", tags=["data sync"], response_model=SyncGroup)
+def delete_sync_group(scope: Scope = Depends(rep), group: SyncGroup = Depends(group_of(rep))):
+    """Delete a group (items already copied stay). Returns the deleted group."""
+    return sync_groups.delete_group(scope.settings, group.group_id, account_id=scope.account_id, who=scope.who)
+
+
+@router.get("/audit", tags=["audit"], response_model=list[dict[str, Any]])
+async def get_audit(entity: str = "", user: str = Query("", description="Who acted (an e-mail)."),
+                    since: str = Query("", description="First New York day (YYYY-MM-DD)."),
+                    until: str = Query("", description="Last New York day (YYYY-MM-DD)."),
+                    limit: int = Query(200, ge=1, le=1000), scope: Scope = Depends(reader)):
+    """The account's audit history, newest first."""
+    return await run_in_threadpool(audit_query, scope, entity, user, since, until, limit)
+
+
+@router.get("/notifications", tags=["messages"], response_model=list[dict[str, Any]])
+def get_notifications(unread: bool = False, limit: int = Query(100, ge=1, le=1000), scope: Scope = Depends(reader)):
+    """The account's messages, newest first, with whether the caller has read each."""
+    return notifications.for_user(scope.settings, scope.account_id, scope.user.user_id, unread_only=unread,
+                                  limit=limit)

@@ -1,0 +1,136 @@
+"""Data Sync: enable the service; the account's groups with Edit and delete; Add."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import RedirectResponse
+from starlette.concurrency import run_in_threadpool
+
+from snapsync.control import accounts, data_sync, sync_groups
+from snapsync.schemas.control import SyncGroup
+from snapsync.schemas.errors import ConfigError
+from snapsync.web.auth import AccountAccess, Scope, reader, rep
+from snapsync.web.pages import int_list, render
+
+router = APIRouter(include_in_schema=False)
+
+#: The product document's Data Options, in its words.
+CATEGORIES = (
+    ("codes", "Codes", "Procedure, Diagnosis, ICD Procedure, Revenue, Remittance and Adjustment codes, and Fee "
+                       "Schedules. Existing situational modifiers are not copied to procedure codes."),
+    ("facilities", "Facilities", "Any updates to the Facility section."),
+    ("referring_providers", "Referring Providers", "Any updates to the Referring Providers section."),
+    ("payers", "Payers", "Any updates to the Payers section. Existing Payer Billing Options are not copied to payers."),
+)
+
+
+def group_of(access: AccountAccess):
+    """A dependency: the sync group in the path, of the account in the path (else 404)."""
+
+    async def dependency(group_id: int, scope: Scope = Depends(access)) -> SyncGroup:
+        return await run_in_threadpool(sync_groups.find_group, scope.settings, scope.account_id, group_id)
+
+    return dependency
+
+
+def _done(account_id: int, group_id: int, copied: dict) -> RedirectResponse:
+    """Back to the Data Sync page, saying what the initial copy did (nothing when the
+    service is off or no target was new)."""
+    n = sum(v["created"] + v["overridden"] for per in copied.values() for v in per.values())
+    extra = f"&copied={n}&targets={len(copied)}" if copied else ""
+    return RedirectResponse(f"/accounts/{account_id}/sync?saved={group_id}{extra}", status_code=303)
+
+
+@router.get("/accounts/{account_id}/sync")
+async def sync_page(request: Request, saved: str = "", copied: Optional[int] = None, targets: int = 0,
+                    scope: Scope = Depends(reader)):
+    s, a = scope.settings, scope.account_id
+    on = await run_in_threadpool(sync_groups.is_enabled, s, a)
+    groups = await run_in_threadpool(sync_groups.load_groups_for, s, a)
+    names = dict(await run_in_threadpool(accounts.list_customers, s, a))
+    return await render(request, "sync.html", scope, enabled=on, groups=groups, names=names, saved=saved,
+                        copied=copied, copied_targets=targets, categories={c: label for c, label, _d in CATEGORIES})
+
+
+@router.post("/accounts/{account_id}/sync/service")
+async def sync_service(request: Request, scope: Scope = Depends(rep)):
+    enabled = (await request.form()).get("enabled") == "on"
+    if enabled:
+        await run_in_threadpool(lambda: data_sync.enable_service(scope.settings, scope.account_id, who=scope.who))
+    else:
+        await run_in_threadpool(lambda: sync_groups.set_service(scope.settings, scope.account_id, False,
+                                                                who=scope.who))
+    return RedirectResponse(f"/accounts/{scope.account_id}/sync?saved=service", status_code=303)
+
+
+async def _form(request: Request, scope: Scope, form: dict, group: SyncGroup | None = None,
+                errors: dict | None = None, status: int = 200):
+    customers = await run_in_threadpool(accounts.list_customers, scope.settings, scope.account_id)
+    return await render(request, "sync_group.html", scope, status=status, form=form, group=group,
+                        errors=errors or {}, customers=customers, categories=CATEGORIES)
+
+
+def _read(data) -> tuple[dict, dict]:
+    """The group form as values for the control plane, and the problems of reading it."""
+    errors = {}
+    try:
+        source = int(data.get("source_customer", ""))
+    except ValueError:
+        source = None
+        errors["source_customer"] = "choose the Sync From customer"
+    targets, whole = int_list(data.getlist("targets"))
+    if not whole:
+        errors["targets"] = "choose Sync To customers from the list"
+    form = {"source_customer": source, "targets": set(targets), "categories": set(data.getlist("categories")),
+            "mode": data.get("mode", "create-only")}
+    return form, errors
+
+
+@router.get("/accounts/{account_id}/sync/groups/new")
+async def group_new(request: Request, scope: Scope = Depends(rep)):
+    form = {"source_customer": None, "targets": set(), "categories": set(), "mode": "create-only"}
+    return await _form(request, scope, form)
+
+
+@router.post("/accounts/{account_id}/sync/groups")
+async def group_create(request: Request, scope: Scope = Depends(rep)):
+    form, errors = _read(await request.form())
+    if errors:
+        return await _form(request, scope, form, errors=errors, status=422)
+    try:
+        group, copied = await run_in_threadpool(lambda: data_sync.create_group(
+            scope.settings, form["source_customer"], tuple(form["targets"]), tuple(form["categories"]),
+            form["mode"], account_id=scope.account_id, who=scope.who))
+    except ConfigError as exc:
+        return await _form(request, scope, form, errors=exc.fields or {"form": str(exc)}, status=422)
+    return _done(scope.account_id, group.group_id, copied)
+
+
+@router.get("/accounts/{account_id}/sync/groups/{group_id}/edit")
+async def group_edit(request: Request, scope: Scope = Depends(rep), group: SyncGroup = Depends(group_of(rep))):
+    form = {"source_customer": group.source_customer, "targets": set(group.targets),
+            "categories": set(group.categories), "mode": group.mode}
+    return await _form(request, scope, form, group)
+
+
+@router.post("/accounts/{account_id}/sync/groups/{group_id}")
+async def group_update(request: Request, scope: Scope = Depends(rep), group: SyncGroup = Depends(group_of(rep))):
+    form, errors = _read(await request.form())
+    if errors:
+        return await _form(request, scope, form, group, errors, 422)
+    try:
+        _before, _after, copied = await run_in_threadpool(lambda: data_sync.change_group(
+            scope.settings, group.group_id, source=form["source_customer"], targets=tuple(form["targets"]),
+            categories=tuple(form["categories"]), mode=form["mode"], account_id=scope.account_id, who=scope.who))
+    except ConfigError as exc:
+        return await _form(request, scope, form, group, exc.fields or {"form": str(exc)}, 422)
+    return _done(scope.account_id, group.group_id, copied)
+
+
+@router.post("/accounts/{account_id}/sync/groups/{group_id}/delete")
+async def group_delete(scope: Scope = Depends(rep), group: SyncGroup = Depends(group_of(rep))):
+    await run_in_threadpool(lambda: sync_groups.delete_group(scope.settings, group.group_id,
+                                                             account_id=scope.account_id, who=scope.who))
+    return RedirectResponse(f"/accounts/{scope.account_id}/sync?saved=deleted", status_code=303)
