@@ -8,7 +8,7 @@ demo: setup
 	.venv/bin/snapsync demo
 
 test:
-	@./scripts/bootstrap.sh --browser
+	@./scripts/bootstrap.sh --browser --connect
 	.venv/bin/pytest -q
 
 # The web app's screenshots in docs/web/ (docs/web.md shows them), taken by the browser tests.

