@@ -366,9 +366,11 @@ def sustained(s: Settings, rate: int, seconds: float) -> dict:
 def main() -> None:
     s = bench_settings(topic_prefix="benchcap")
     run = str(int(time.time()) % 1_000_000)
+    load_before = os.getloadavg()[0]  # other work on the machine skews both paths: reported
     result = compare(s, run)
     result["sustained_embedded"] = sustained(s, rate=int(result["raw_binlog_read"]["rows_per_s"] / 2), seconds=15)
-    result["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
+    result["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0],
+                         "load_1min_before": round(load_before, 2), "load_1min_after": round(os.getloadavg()[0], 2)}
     report("capture", result)
     d, e = result["debezium_connect"], result["embedded"]
     print(f"capture of {result['row_changes']:,} row changes: embedded {e['rows_per_s']:,} rows/s ({e['cpu_s']} CPU s) "
