@@ -23,6 +23,7 @@ from snapsync.schemas.schedule import parse_instant
 from snapsync.seed import seed
 from snapsync.sinks.export import ExportRequest, export_snapshot
 from snapsync.sinks.incremental import _write_probe, capture_position
+from snapsync.status import pipeline_status
 from tests.conftest import settings_for
 from tests.integration.capture_helpers import start_capture_process, wait_caught_up
 from tests.integration.pipeline import CAPTURES, DebeziumCapture, capture_args, q, start_worker, stop, wait_until
@@ -92,6 +93,10 @@ def patient_rows(folder, pk: int) -> list[list[str]]:
 
 def test_never_early_after_a_capture_restart_and_the_change_is_delivered(pipeline):
     s, procs, tmp_path = pipeline
+    if s.capture == "debezium":  # `snapsync status` reports the connector the watermark reads
+        st = pipeline_status(s)["capture"]
+        assert st["kind"] == "debezium" and st["debezium"]["state"] == "RUNNING", st
+        assert st["debezium"]["committed_position"]
     out = tmp_path / "out"
     export_snapshot(s, ExportRequest([1], "dat", kind="incremental", cutoff=D1, watermark_timeout=60), out)
     stop(procs.pop("worker"))
