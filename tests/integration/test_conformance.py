@@ -209,7 +209,7 @@ def recording(base_settings, connect):
     connector = f"dbz-{name}"
     config = render(dbz_s, name=connector, server_id=5400 + uuid.uuid4().int % 1000)["config"]
     # Kafka Connect's JsonConverter writes a column's DEFAULT in place of a NULL unless told not
-    # to (replace.null.with.default, true by default since Kafka 3.7): NULL in a column declared
+    # to (replace.null.with.default, true by default in Connect 3.9): NULL in a column declared
     # DEFAULT 'x' would arrive as "x". The rendered config must carry this (docs/capture.md);
     # until it does, the test adds it. test_json_converter_null_with_default shows the difference.
     config.setdefault(NULL_AS_NULL[0], NULL_AS_NULL[1])
