@@ -18,12 +18,18 @@ SCALE = float(os.environ.get("SNAPSYNC_BENCH_SCALE", "1"))
 RESULTS = Path("bench/results")
 
 
-def bench_settings(database: str = "bench", **extra) -> Settings:
-    """The bench stack (started if needed) and a database seeded with the large data set."""
+def stack_settings(database: str, **extra) -> Settings:
+    """Settings for ``database`` (created if missing) on the bench stack (started if needed)."""
     st = LocalStack(BENCH_HOME).up()
     s = load_settings(None, database_url=st.database_url.rsplit("/", 1)[0] + f"/{database}",
                       kafka_bootstrap=st.kafka_bootstrap, home=str(BENCH_HOME), **extra)
     ensure_database(s.db)
+    return s
+
+
+def bench_settings(database: str = "bench", **extra) -> Settings:
+    """The bench stack (started if needed) and a database seeded with the large data set."""
+    s = stack_settings(database, **extra)
     expected = plan(CUSTOMERS, SCALE).counts["patient"] * CUSTOMERS
     with connect(s.db) as conn:
         cur = conn.cursor()

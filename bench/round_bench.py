@@ -20,14 +20,13 @@ import sys
 import time
 from pathlib import Path
 
-from bench.common import BENCH_HOME, report
+from bench.common import BENCH_HOME, report, stack_settings
 from snapsync.connectors.kafka import producer
 from snapsync.connectors.metrics import scrape
-from snapsync.connectors.mysql import connect, ensure_database
+from snapsync.connectors.mysql import connect
 from snapsync.control import snapshot_settings
 from snapsync.control.tables import ensure_control_tables
-from snapsync.local import LocalStack, free_port, stop_pid
-from snapsync.schemas.config import load_settings
+from snapsync.local import free_port, stop_pid
 from snapsync.schemas.schedule import local_to_utc
 from snapsync.seed import seed
 from snapsync.sinks.scheduler import JOB_PARTITIONS, run_round
@@ -107,11 +106,7 @@ def run_workers(s, n: int, day: dt.date) -> tuple[float, float]:
 
 
 def main() -> None:
-    st = LocalStack(BENCH_HOME).up()
-    s = load_settings(None, database_url=st.database_url.rsplit("/", 1)[0] + "/benchround",
-                      kafka_bootstrap=st.kafka_bootstrap, home=str(BENCH_HOME),
-                      topic_prefix=f"benchround{int(time.time())}")  # fresh topics: no earlier run's jobs
-    ensure_database(s.db)
+    s = stack_settings("benchround", topic_prefix=f"benchround{int(time.time())}")  # fresh topics: no earlier run's jobs
     with connect(s.db) as conn:
         seed(conn, customers=ACCOUNTS, scale=0.002, seed_value=3, accounts=ACCOUNTS)
         ensure_control_tables(conn)

@@ -17,15 +17,14 @@ import threading
 import time
 from pathlib import Path
 
-from bench.common import BENCH_HOME, percentile, report
+from bench.common import BENCH_HOME, percentile, report, stack_settings
 from snapsync.connectors.binlog_capture import Capture
-from snapsync.connectors.mysql import connect, ensure_database
+from snapsync.connectors.mysql import connect
 from snapsync.control import sync_groups
 from snapsync.control.data_sync import initial_copy
 from snapsync.control.tables import ensure_control_tables
-from snapsync.local import LocalStack, stop_pid
+from snapsync.local import stop_pid
 from snapsync.schemas.catalog import dataset
-from snapsync.schemas.config import load_settings
 from snapsync.seed import seed
 from snapsync.streams.app import spawn_worker
 
@@ -34,11 +33,7 @@ EDITS = int(os.environ.get("SNAPSYNC_BENCH_EDITS", "40"))
 
 
 def main() -> None:
-    st = LocalStack(BENCH_HOME).up()
-    s = load_settings(None, database_url=st.database_url.rsplit("/", 1)[0] + "/benchsync",
-                      kafka_bootstrap=st.kafka_bootstrap, home=str(BENCH_HOME),
-                      topic_prefix=f"benchsync{int(time.time())}")  # fresh topics: no earlier run's backlog
-    ensure_database(s.db)
+    s = stack_settings("benchsync", topic_prefix=f"benchsync{int(time.time())}")  # fresh topics: no earlier run's backlog
     with connect(s.db) as conn:
         seed(conn, customers=TARGETS + 1, scale=0.002, seed_value=5, accounts=1)
         ensure_control_tables(conn)
