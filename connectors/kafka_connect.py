@@ -245,13 +245,18 @@ class ConnectClient:
         return self.wait_status(name, max(deadline - time.monotonic(), 0.0), "RUNNING")
 
     def wait_gone(self, name: str, timeout: float, poll: float = 0.5) -> bool:
-        """Wait until the worker no longer lists the connector; True when it is gone."""
+        """Wait until the worker no longer lists the connector nor has a status for it (the status
+        goes a moment after the listing); True when it is gone."""
         deadline = time.monotonic() + max(timeout, 0.0)
-        while name in self.connectors():
+        while True:
+            if name not in self.connectors():
+                try:
+                    self._call("GET", f"/connectors/{name}/status")
+                except NotFoundError:
+                    return True
             if time.monotonic() >= deadline:
                 return False
             time.sleep(poll)
-        return True
 
     def pause(self, name: str) -> None:
         self._call("PUT", f"/connectors/{name}/pause")
