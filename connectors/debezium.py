@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from snapsync.connectors.kafka_connect import ConnectClient  # noqa: F401 - imported from here by others
+from snapsync.connectors.kafka_connect import ConnectClient  # imported from here by others too
 from snapsync.schemas.catalog import DATASETS
 from snapsync.schemas.config import DatabaseTarget, Settings
 from snapsync.schemas.errors import ConfigError

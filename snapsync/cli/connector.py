@@ -43,7 +43,7 @@ SkipPrepareOpt = Annotated[bool, typer.Option(
     "is not reachable from here, or a DBA prepared it).")]
 
 
-def WaitOpt(default: float, what: str):  # noqa: N802 - an option type, named like the others
+def WaitOpt(what: str):  # an option type, named like the others
     return Annotated[float, typer.Option("--wait", min=0, metavar="SECONDS",
                                          help=f"Wait up to SECONDS for {what} (0: do not wait).")]
 
@@ -96,6 +96,10 @@ def _connector(file: Path | None, config: Path | None, name: str, server_id: int
     return {"name": data.get("name") or cfg.get("name") or name, "config": cfg}
 
 
+def _say(text: str) -> None:
+    out.print(text, highlight=False, soft_wrap=True)
+
+
 def _print_status(name: str, st: dict[str, Any], as_json: bool) -> None:
     """The states; a failed task's trace is reduced to its exception class (a message may quote
     row values; the worker's log and REST API have the full trace)."""
@@ -107,10 +111,10 @@ def _print_status(name: str, st: dict[str, Any], as_json: bool) -> None:
         print(json.dumps({"name": name, "state": conn.get("state"), "worker_id": conn.get("worker_id"),
                           "tasks": tasks, "type": st.get("type")}))
         return
-    out.print(f"{name}: {conn.get('state')}" + ("" if tasks else " (no task assigned yet)"), highlight=False)
+    _say(f"{name}: {conn.get('state')}" + ("" if tasks else " (no task assigned yet)"))
     for t in tasks:
-        out.print(f"  task {t['id']}: {t['state']} on {t['worker_id']}" +
-                  (f" ({t['error']}: see the Connect worker's log)" if "error" in t else ""), highlight=False)
+        _say(f"  task {t['id']}: {t['state']} on {t['worker_id']}" +
+                  (f" ({t['error']}: see the Connect worker's log)" if "error" in t else ""))
 
 
 def _exit_unless(st: dict[str, Any], want: str) -> None:
@@ -147,7 +151,7 @@ def connector_prepare(
     connector = _connector(file, config, name, 184054, "initial", None if file else MYSQL_CONNECTOR)
     done = prepare(connector["config"])
     made = f"created {', '.join(done.created)}" if done.created else "heartbeat and signal tables already there"
-    out.print(f"database ready for Debezium ({done.server}): grants and binlog settings OK; {made}", highlight=False)
+    _say(f"database ready for Debezium ({done.server}): grants and binlog settings OK; {made}")
 
 
 @app.command("validate")
@@ -170,7 +174,7 @@ def connector_validate(
         for p in problems:
             err.print(f"invalid: {p}", highlight=False, soft_wrap=True)
         raise typer.Exit(2)
-    out.print(f"connector config is valid ({cfg.get('connector.class')})", highlight=False)
+    _say(f"connector config is valid ({cfg.get('connector.class')})")
 
 
 @app.command("deploy")
@@ -182,7 +186,7 @@ def connector_deploy(
     snapshot_mode: SnapshotOpt = "initial",
     connector_class: ClassOpt = None,
     skip_prepare: SkipPrepareOpt = False,
-    wait: WaitOpt(60, "the connector and its task to be RUNNING") = 60.0,
+    wait: WaitOpt("the connector and its task to be RUNNING") = 60.0,
     retries: RetriesOpt = 6,
     config: ConfigOpt = None,
 ) -> None:
@@ -193,8 +197,7 @@ def connector_deploy(
     connector = _connector(file, config, name, server_id, snapshot_mode, connector_class)
     client = _client(connect_url, retries, config, connector["config"].get("database.password"))
     created, st = deploy(client, connector, prepare_database=not skip_prepare, wait=wait)
-    out.print(f"connector {connector['name']} {'created' if created else 'updated'} on {client.url}",
-              highlight=False)
+    _say(f"connector {connector['name']} {'created' if created else 'updated'} on {client.url}")
     if st is not None:
         _print_status(connector["name"], st, False)
         _exit_unless(st, "RUNNING")
@@ -204,7 +207,7 @@ def connector_deploy(
 def connector_status(
     connect_url: ConnectUrl = None,
     name: NameOpt = "snapsync",
-    wait: WaitOpt(0, "a settled state (a new connector is unknown, then UNASSIGNED, for a few seconds)") = 0.0,
+    wait: WaitOpt("a settled state (a new connector is unknown, then UNASSIGNED, for a few seconds)") = 0.0,
     retries: RetriesOpt = 6,
     json_: JsonOpt = False,
     config: ConfigOpt = None,
@@ -218,7 +221,7 @@ def connector_status(
 
 @app.command("pause")
 def connector_pause(connect_url: ConnectUrl = None, name: NameOpt = "snapsync",
-                    wait: WaitOpt(30, "PAUSED") = 30.0, retries: RetriesOpt = 6, config: ConfigOpt = None) -> None:
+                    wait: WaitOpt("PAUSED") = 30.0, retries: RetriesOpt = 6, config: ConfigOpt = None) -> None:
     """Pause the connector and its tasks (the worker keeps them, reading nothing)."""
     client = _client(connect_url, retries, config)
     client.status(name)  # an unknown name is reported as such, not as a bare 404
@@ -228,7 +231,7 @@ def connector_pause(connect_url: ConnectUrl = None, name: NameOpt = "snapsync",
 
 @app.command("resume")
 def connector_resume(connect_url: ConnectUrl = None, name: NameOpt = "snapsync",
-                     wait: WaitOpt(30, "RUNNING") = 30.0, retries: RetriesOpt = 6, config: ConfigOpt = None) -> None:
+                     wait: WaitOpt("RUNNING") = 30.0, retries: RetriesOpt = 6, config: ConfigOpt = None) -> None:
     """Resume a paused connector."""
     client = _client(connect_url, retries, config)
     client.status(name)
@@ -238,14 +241,14 @@ def connector_resume(connect_url: ConnectUrl = None, name: NameOpt = "snapsync",
 
 @app.command("restart")
 def connector_restart(connect_url: ConnectUrl = None, name: NameOpt = "snapsync",
-                      wait: WaitOpt(60, "RUNNING again") = 60.0, retries: RetriesOpt = 6,
+                      wait: WaitOpt("RUNNING again") = 60.0, retries: RetriesOpt = 6,
                       config: ConfigOpt = None) -> None:
     """Restart the connector and all its tasks (docs/connector.md: a known limit on MariaDB)."""
     client = _client(connect_url, retries, config)
     client.status(name)
     client.restart(name)
     if wait <= 0:
-        out.print(f"connector {name}: restart requested", highlight=False)
+        _say(f"connector {name}: restart requested")
         return
     st = client.wait_restarted(name, wait)
     _print_status(name, st, False)
@@ -254,21 +257,21 @@ def connector_restart(connect_url: ConnectUrl = None, name: NameOpt = "snapsync"
 
 @app.command("delete")
 def connector_delete(connect_url: ConnectUrl = None, name: NameOpt = "snapsync",
-                     wait: WaitOpt(30, "the worker to drop it") = 30.0, retries: RetriesOpt = 6,
+                     wait: WaitOpt("the worker to drop it") = 30.0, retries: RetriesOpt = 6,
                      config: ConfigOpt = None) -> None:
     """Delete the connector (its committed offsets stay in Connect's offset topic)."""
     client = _client(connect_url, retries, config)
     client.status(name)
     client.delete(name)
     if wait > 0 and not client.wait_gone(name, wait):
-        out.print(f"connector {name}: delete requested; the worker still lists it after {wait:g}s", highlight=False)
+        _say(f"connector {name}: delete requested; the worker still lists it after {wait:g}s")
         raise typer.Exit(1)
-    out.print(f"connector {name}: deleted", highlight=False)
+    _say(f"connector {name}: deleted")
 
 
 def _after(client: ConnectClient, name: str, want: str, wait: float, action: str) -> None:
     if wait <= 0:
-        out.print(f"connector {name}: {action} requested", highlight=False)
+        _say(f"connector {name}: {action} requested")
         return
     st = client.wait_status(name, wait, want)
     _print_status(name, st, False)

@@ -39,7 +39,7 @@ def local_up(
     out.print(f"export SNAPSYNC_DATABASE_URL={st.database_url}")
     out.print(f"export SNAPSYNC_KAFKA_BOOTSTRAP={st.kafka_bootstrap}")
     if st.connect_url:
-        out.print(f"export SNAPSYNC_CONNECT_URL={st.connect_url}")
+        out.print(f"export SNAPSYNC_CONNECT_URL={st.connect_url}", soft_wrap=True)
     out.print("(commands run from this folder use these settings without the exports)")
 
 
