@@ -21,7 +21,8 @@ screenshots:
 	@./scripts/bootstrap.sh --browser
 	SNAPSYNC_SCREENSHOTS=docs/web .venv/bin/pytest -q tests/web/test_browser.py tests/web/test_popup.py
 
-bench: setup
+bench:
+	@./scripts/bootstrap.sh --connect
 	.venv/bin/python -m bench.run_all
 
 clean:

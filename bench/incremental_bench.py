@@ -42,7 +42,7 @@ def timed(fn):
 
 
 def main() -> None:
-    s = bench_settings(topic_prefix=f"benchinc{int(time.time())}")
+    s = bench_settings(topic_prefix=f"benchinc{int(time.time())}", connector="benchinc")
     customers = list(range(1, CUSTOMERS + 1))
     out = Path(BENCH_HOME) / "incremental-out"
     with connect(s.db) as conn:

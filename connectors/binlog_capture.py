@@ -74,6 +74,22 @@ log = logging.getLogger("snapsync.capture")
 _FSP_TYPES = {FIELD_TYPE.DATETIME2, FIELD_TYPE.TIMESTAMP2, FIELD_TYPE.TIME2}
 
 
+def snapshot_marker(*, first_table: bool, last_table: bool, first_row: bool, last_row: bool) -> str:
+    """``source.snapshot`` of one snapshot row, by Debezium's rule: ``last`` (last row of the
+    last table) before ``first`` (first row of the first table) before
+    ``last_in_data_collection`` before ``first_in_data_collection``; ``true`` otherwise. A
+    table's only row is therefore its ``last_in_data_collection``."""
+    if last_row and last_table:
+        return "last"
+    if first_row and first_table:
+        return "first"
+    if last_row:
+        return "last_in_data_collection"
+    if first_row:
+        return "first_in_data_collection"
+    return "true"
+
+
 def default_server_id(connector: str) -> int:
     """A replica server id derived from the connector name (unique per connector)."""
     return 100_000 + zlib.crc32(connector.encode()) % 1_000_000
@@ -258,26 +274,33 @@ class Capture:
             file, pos, gtid = point.file, point.pos, point.gtid
             store.save(StoredOffset(file, pos, gtid, False))
             log.info("initial snapshot at %s:%d", file, pos)
-            ts_ms = int(time.time() * 1000)
             row_no = 0
             tables = list(self._tables.values())
             for i, ds in enumerate(tables):
                 cur = conn.cursor()
+                # As Debezium: source.ts_ms of a snapshot row is the server's clock (whole
+                # seconds) read just before its table; the position is the snapshot's.
+                cur.execute("SELECT UNIX_TIMESTAMP()")
+                source_ts_ms = int(cur.fetchone()[0]) * 1000
+                cur.fetchall()
                 cur.execute(f"SELECT * FROM `{ds.table}`")
                 names = [d[0] for d in cur.description]
                 enc = [description_encoder(d) for d in cur.description]
                 row = cur.fetchone()
+                first = True
                 while row is not None:
                     nxt = cur.fetchone()
                     after = {n: encode_value(v, **kw) for n, v, kw in zip(names, row, enc)}
-                    last = nxt is None and i == len(tables) - 1
+                    now_ns = time.time_ns()
                     ev = ChangeEvent(
                         op="r", db=self.db, table=ds.table, before=None, after=after,
-                        position=SourcePosition(file, pos, row_no, gtid), source_ts_ms=ts_ms, ts_ms=ts_ms,
-                        connector_name=self.prefix, server_id=self.server_id,
-                        snapshot="last" if last else "true",
+                        position=SourcePosition(file, pos, row_no, None), source_ts_ms=source_ts_ms,
+                        ts_ms=now_ns // 1_000_000, ts_ns=now_ns, connector_name=self.prefix, server_id=0,
+                        snapshot=snapshot_marker(first_table=i == 0, last_table=i == len(tables) - 1,
+                                                 first_row=first, last_row=nxt is None),
                     )
                     self._emit(ev, ds)
+                    first = False
                     row_no += 1
                     if row_no % 10000 == 0:
                         self._producer.poll(0)
@@ -404,9 +427,13 @@ class Capture:
                                   dumps({"status": "BEGIN", "id": txn["id"], "ts_ms": ev.timestamp * 1000,
                                          "event_count": None, "data_collections": None}))
                 enc = self._binlog_encoders(ev)
-                start = end_pos - ev.event_size
+                # As Debezium: pos is where the rows event starts (its header's next-position
+                # minus its full length; mysql-replication's event_size leaves out the 19-byte
+                # header and the 4-byte checksum), server_id the originating server's.
+                start = end_pos - ev.packet.event_size
+                origin = ev.packet.server_id
                 ts_ms = ev.timestamp * 1000
-                now_ms = int(time.time() * 1000)
+                now_ns = time.time_ns()
                 for i, row in enumerate(ev.rows):
                     before = after = None
                     if isinstance(ev, WriteRowsEvent):
@@ -424,8 +451,8 @@ class Capture:
                     event = ChangeEvent(
                         op=op, db=self.db, table=table, before=before, after=after,
                         position=SourcePosition(file, start, i, txn["id"] if ":" not in txn["id"] else None),
-                        source_ts_ms=ts_ms, ts_ms=now_ms, connector_name=self.prefix, server_id=self.server_id,
-                        transaction={"id": txn["id"], "total_order": txn["total"], "data_collection_order": per},
+                        source_ts_ms=ts_ms, ts_ms=now_ns // 1_000_000, ts_ns=now_ns, connector_name=self.prefix,
+                        server_id=origin, transaction={"id": txn["id"], "total_order": txn["total"], "data_collection_order": per},
                     )
                     self._emit(event, ds)
                     events_total += 1
@@ -463,7 +490,7 @@ class Capture:
                 op="u" if "after_values" in row else "c", db=self.db, table="snapsync_heartbeat",
                 before=row.get("before_values"), after=values, position=position,
                 source_ts_ms=ev.timestamp * 1000, ts_ms=int(time.time() * 1000), connector_name=self.prefix,
-                server_id=self.server_id)
+                server_id=ev.packet.server_id)
             self._produce(change_topic(self.prefix, self.db, "snapsync_heartbeat"),
                           dumps({"connector": self.connector}), row_ev.to_json(), int(values["ts_us"]) // 1000)
             self.stats.heartbeats += 1

@@ -109,6 +109,20 @@ def true_end_offsets(c: Consumer, tps: list[TopicPartition], timeout: float = 10
     return {k: (marks[k][0], ends[k], marks[k][1]) for k in marks}
 
 
+def end_offsets(bootstrap: str, topics: Iterable[str], timeout: float = 10.0) -> dict[tuple[str, int], int]:
+    """The true end offset of every partition of ``topics`` (those that exist).
+
+    Raises:
+        RetriableError: the broker cannot be reached.
+    """
+    c = _consumer(bootstrap, f"snapsync-ends-{time.time_ns()}")
+    try:
+        tps = _partitions(c, topics, timeout)
+        return {k: end for k, (_lo, end, _rep) in true_end_offsets(c, tps, timeout).items()} if tps else {}
+    finally:
+        c.close()
+
+
 def group_lag(bootstrap: str, group: str, topics: Iterable[str], timeout: float = 10.0) -> list[PartitionLag]:
     """The lag of consumer ``group`` on every partition of ``topics`` (those that exist).
 

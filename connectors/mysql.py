@@ -121,6 +121,25 @@ def is_mariadb(conn) -> bool:
     return "mariadb" in str(cur.fetchall()[0][0]).lower()
 
 
+def binlog_end(conn) -> tuple[str, int]:
+    """(file, position) of the end of the server's binlog: every transaction committed before
+    the call lies before it. ``SHOW MASTER STATUS`` (MariaDB, MySQL before 8.4), else
+    ``SHOW BINARY LOG STATUS`` (MySQL 8.2+); needs REPLICATION CLIENT (BINLOG MONITOR).
+
+    Raises:
+        FatalError: binary logging is off (nothing can be captured).
+    """
+    cur = conn.cursor()
+    try:
+        cur.execute("SHOW MASTER STATUS")
+    except pymysql.err.ProgrammingError:
+        cur.execute("SHOW BINARY LOG STATUS")
+    row = cur.fetchone()
+    if not row:
+        raise FatalError("the database has binary logging off: start it with log-bin and binlog-format=ROW")
+    return str(row[0]), int(row[1])
+
+
 def binlog_files(conn) -> list[str]:
     cur = conn.cursor()
     cur.execute("SHOW BINARY LOGS")

@@ -7,6 +7,13 @@ Keys (environment name / config-file key):
 * ``SNAPSYNC_KAFKA_BOOTSTRAP`` / ``kafka_bootstrap`` - ``host:port[,host:port...]``
 * ``SNAPSYNC_TOPIC_PREFIX`` / ``topic_prefix`` - topic prefix, default ``practice``
 * ``SNAPSYNC_HOME`` / ``home`` - the project's data folder (local stack, deliveries), default ``.snapsync``
+* ``SNAPSYNC_CAPTURE`` / ``capture`` - what captures the binlog: ``embedded`` (``snapsync capture``,
+  the default) or ``debezium`` (the Debezium connector on Kafka Connect); the incremental
+  watermark reads that capture's committed position
+* ``SNAPSYNC_CONNECTOR`` / ``connector`` - the capture's name: the embedded capture's stored
+  position and heartbeat row, or the Debezium connector's name on Kafka Connect; default ``snapsync``
+* ``SNAPSYNC_CONNECT_URL`` / ``connect_url`` - Kafka Connect's REST URL (``http://host:8083``);
+  needed with ``capture = "debezium"``
 
 The config file is TOML (``--config FILE``, or ``SNAPSYNC_CONFIG``, or ``./snapsync.toml``).
 When neither environment nor file names the database or broker, the settings that
@@ -21,7 +28,7 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -36,6 +43,9 @@ CONFIG_FIXES = {
     "host:port[,host:port...], or run `snapsync local up`",
     "topic_prefix": "use letters, digits, '_' or '-' (e.g. practice)",
     "home": "give a folder path the user can write",
+    "capture": "use embedded or debezium",
+    "connector": "use letters, digits, '_', '.' or '-' (at most 64)",
+    "connect_url": "give Kafka Connect's REST URL, e.g. http://connect:8083",
 }
 
 _TOPIC_PREFIX = re.compile(r"^[A-Za-z0-9_\-]{1,100}$")
@@ -105,6 +115,9 @@ class Settings(BaseSettings):
     kafka_bootstrap: str = Field(description="host:port[,host:port...]")
     topic_prefix: str = "practice"
     home: Path = Path(".snapsync")
+    capture: Literal["embedded", "debezium"] = "embedded"
+    connector: str = Field("snapsync", pattern=r"^[A-Za-z0-9_.\-]{1,64}$")
+    connect_url: str | None = Field(None, pattern=r"^https?://[^\s/]+(/[^\s]*)?$")
 
     @field_validator("database_url")
     @classmethod

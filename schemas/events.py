@@ -4,8 +4,12 @@ Every producer of changes (the embedded binlog capture, a Debezium connector) an
 consumer (agents, sinks) goes through :class:`ChangeEvent`. The JSON is the Debezium MySQL
 connector's value with ``value.converter.schemas.enable=false``:
 
-``{"before": {...}|null, "after": {...}|null, "source": {...}, "op": "c|u|d|r", "ts_ms": N,
-"transaction": {"id", "total_order", "data_collection_order"}|null}``
+``{"before": {...}|null, "after": {...}|null, "source": {...}, "transaction": {"id", "total_order",
+"data_collection_order"}|null, "op": "c|u|d|r", "ts_ms": N, "ts_us": N, "ts_ns": N}``
+
+Keys in Debezium's order. ``ts_ms``/``ts_us``/``ts_ns`` at the top are when the event was made;
+in ``source`` they are the change's time at the source (the binlog header: whole seconds).
+What still differs from Debezium's own events, and why: ``docs/capture.md``.
 
 Value encodings (identical to the rendered Debezium config, ``connectors/debezium.py``:
 ``decimal.handling.mode=string``, ``time.precision.mode=adaptive_time_microseconds``,
@@ -105,6 +109,9 @@ class ChangeEvent:
     snapshot: str = "false"
     transaction: dict[str, Any] | None = None
     extra_source: dict[str, Any] = field(default_factory=dict)
+    #: When the event was made, in nanoseconds (``ts_us``/``ts_ns``); None: from ``ts_ms``. A finer
+    #: rendering of ``ts_ms``, so not part of an event's equality.
+    ts_ns: int | None = field(default=None, compare=False)
 
     @property
     def row(self) -> dict[str, Any]:
@@ -124,6 +131,9 @@ class ChangeEvent:
             "snapshot": self.snapshot,
             "db": self.db,
             "sequence": None,
+            # Debezium 2.6+: the source time in finer units (same instant, binlog seconds).
+            "ts_us": self.source_ts_ms * 1_000,
+            "ts_ns": self.source_ts_ms * 1_000_000,
             "table": self.table,
             "server_id": self.server_id,
             "gtid": self.position.gtid,
@@ -134,13 +144,16 @@ class ChangeEvent:
             "query": None,
             **self.extra_source,
         }
+        ts_ns = self.ts_ns if self.ts_ns is not None else self.ts_ms * 1_000_000
         return {
             "before": self.before,
             "after": self.after,
             "source": source,
+            "transaction": self.transaction,
             "op": self.op,
             "ts_ms": self.ts_ms,
-            "transaction": self.transaction,
+            "ts_us": ts_ns // 1_000,
+            "ts_ns": ts_ns,
         }
 
     def to_json(self) -> bytes:
@@ -188,13 +201,15 @@ class ChangeEvent:
             position = SourcePosition(str(source["file"]), int(source["pos"]), int(source.get("row") or 0),
                                       source.get("gtid"))
             known = {"version", "connector", "name", "ts_ms", "snapshot", "db", "sequence", "table", "server_id",
-                     "gtid", "file", "pos", "row", "thread", "query"}
+                     "gtid", "file", "pos", "row", "thread", "query", "ts_us", "ts_ns"}
+            ts_ns = value.get("ts_ns")
             return cls(
                 op=op, db=str(source["db"]), table=str(source["table"]), before=before, after=after,
                 position=position, source_ts_ms=int(source.get("ts_ms") or 0), ts_ms=int(value.get("ts_ms") or 0),
                 connector_name=str(source.get("name") or ""), server_id=int(source.get("server_id") or 0),
                 snapshot=str(source.get("snapshot") or "false"), transaction=value.get("transaction"),
                 extra_source={k: v for k, v in source.items() if k not in known},
+                ts_ns=ts_ns if type(ts_ns) is int and ts_ns >= 0 else None,
             )
         except (TypeError, ValueError, OverflowError) as exc:
             # The message names the exception type only: source fields can be anything.

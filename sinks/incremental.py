@@ -1,10 +1,10 @@
 """Incremental packages: the watermark check, the staged deltas of a window, and what each
 delivery target has received.
 
-* **Watermark**: the package for cutoff C is built only when capture has published a
-  heartbeat whose watermark is at or after C (every change committed up to C has been
-  produced) and the deltas agent has staged every change-topic partition up to the end
-  offsets that heartbeat lists. Until then it waits (bounded) and says why; it never
+* **Watermark**: the package for cutoff C is built only when a probe row committed after C
+  has been passed by the capture's committed position (embedded or Debezium) and the deltas
+  agent has staged every change-topic partition up to the end offsets at that moment
+  (:func:`wait_for_watermark`). Until then it waits (bounded) and says why; it never
   delivers early.
 * **Deltas**: for each selected customer that received an incremental before, the newest
   staged image (or delete) of each changed row in the windows after its last cutoff up to
@@ -27,106 +27,164 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
-from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from snapsync.connectors.mysql import connect
+from snapsync.connectors.lag import end_offsets
+from snapsync.connectors.mysql import binlog_end, connect
+from snapsync.connectors.offsets import HEARTBEAT_DDL, OFFSET_DDL
 from snapsync.control.tables import ensure_control_tables
 from snapsync.schemas.catalog import dataset, incremental_datasets
 from snapsync.schemas.config import Settings
 from snapsync.schemas.control import utcnow
-from snapsync.schemas.errors import DataError, RetriableError
-from snapsync.schemas.messages import Heartbeat
-from snapsync.schemas.topics import change_topic, heartbeat_topic
+from snapsync.schemas.errors import ConfigError, DataError, FatalError, RetriableError
+from snapsync.schemas.events import SourcePosition
+from snapsync.schemas.topics import change_topic
 from snapsync.schemas.validation import check_image
 
 log = logging.getLogger("snapsync.export")
 
 
-def _latest_heartbeat(settings: Settings) -> Heartbeat | None:
-    topic = heartbeat_topic(settings.topic_prefix)
-    c = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"snapsync-watermark-{time.time_ns()}",
-                  "enable.auto.commit": False,
-                  "fetch.wait.max.ms": 50})  # Tansu answers a waiting fetch only when the wait ends
-    try:
+#: The key of the exporter's probe row in ``snapsync_heartbeat`` (the capture's own rows are
+#: keyed by connector name; a connector may not be called this).
+PROBE = "watermark-probe"
+
+
+@dataclass(frozen=True)
+class Watermark:
+    """Proof that every change committed at or before a cutoff is staged.
+
+    ``position`` is the end of the binlog right after the first probe row was committed
+    (every transaction committed before it lies before it); ``ends`` the change-topic end
+    offsets that the capture's committed position covered, all staged.
+    """
+
+    position: SourcePosition
+    source_now: dt.datetime
+    ends: dict[tuple[str, int], int]
+
+
+def _write_probe(conn) -> tuple[SourcePosition, dt.datetime]:
+    """Commit a probe row into the captured heartbeat table; return the binlog end after it
+    and the source's clock before it."""
+    cur = conn.cursor()
+    cur.execute(HEARTBEAT_DDL)
+    cur.execute("SELECT UTC_TIMESTAMP(6)")
+    now = cur.fetchone()[0]
+    cur.execute("REPLACE INTO snapsync_heartbeat (connector, ts_us) "
+                "VALUES (%s, CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS UNSIGNED))", (PROBE,))
+    conn.commit()
+    file, pos = binlog_end(conn)
+    conn.commit()
+    return SourcePosition(file, pos), now
+
+
+def capture_position(conn, settings: Settings) -> tuple[SourcePosition | None, str]:
+    """The capture's committed position (everything before it is acknowledged by the broker),
+    or None with the reason.
+
+    * embedded: its stored restart point (``snapsync_capture_offset``), saved only after the
+      producer flushed every event before it;
+    * debezium: the source offset Kafka Connect committed (``GET /connectors/{name}/offsets``),
+      which Connect commits only for records the broker acknowledged. Debezium's ``pos`` there
+      is the start of the transaction to resume in, so it passes a probe once a later
+      transaction (the next probe) was captured.
+    """
+    if settings.capture == "debezium":
+        if not settings.connect_url:
+            raise ConfigError("capture is debezium but no Kafka Connect URL is set: "
+                              "set SNAPSYNC_CONNECT_URL (or connect_url in the config file)")
+        from snapsync.connectors.debezium import ConnectClient
+
         try:
-            md = c.list_topics(topic, timeout=10).topics.get(topic)
-        except KafkaException as exc:
-            raise RetriableError(f"cannot reach the Kafka broker at {settings.kafka_bootstrap} "
-                                 f"({exc.args[0].name() if exc.args else 'no answer'}): is it running? "
-                                 "The incremental package needs the capture heartbeats it holds") from None
-        if md is None or md.error is not None:
-            return None
-        best, want = None, {}
-        for p in md.partitions:
-            lo, hi = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-            if hi > lo:
-                want[p] = (max(lo, hi - 5), hi)
-        if not want:
-            return None
-        c.assign([TopicPartition(topic, p, start) for p, (start, _hi) in want.items()])
-        done: set[int] = set()
-        deadline = time.monotonic() + 10
-        while len(done) < len(want) and time.monotonic() < deadline:
-            for m in c.consume(100, 0.05):  # the messages are there: do not wait for a hundred
-                if m.error() or m.value() is None:
-                    continue
-                try:
-                    value = Heartbeat.model_validate_json(m.value())
-                except ValueError:
-                    continue  # not a heartbeat this pipeline can read: never a watermark
-                if best is None or (value.watermark_us or 0) > (best.watermark_us or 0):
-                    best = value
-                if m.offset() + 1 >= want[m.partition()][1]:
-                    done.add(m.partition())
-        return best
-    finally:
-        c.close()
+            offsets = ConnectClient(settings.connect_url).offsets(settings.connector)
+        except FatalError:
+            return None, f"Kafka Connect has no connector {settings.connector!r} (deploy it, or set SNAPSYNC_CONNECTOR)"
+        for item in offsets:
+            off = item.get("offset") or {}
+            if off.get("file") and off.get("pos") is not None:
+                if off.get("snapshot") in (True, "true") and not off.get("snapshot_completed"):
+                    return None, f"Debezium connector {settings.connector!r} is still snapshotting"
+                return SourcePosition(str(off["file"]), int(off["pos"])), ""
+        return None, f"Debezium connector {settings.connector!r} has committed no source offset yet"
+    cur = conn.cursor()
+    cur.execute(OFFSET_DDL)
+    cur.execute("SELECT binlog_file, binlog_pos, snapshot_completed FROM snapsync_capture_offset WHERE connector = %s",
+                (settings.connector,))
+    row = cur.fetchone()
+    conn.commit()
+    if row is None:
+        return None, f"no position stored by capture {settings.connector!r} (is `snapsync capture` running?)"
+    if not row[2]:
+        return None, f"capture {settings.connector!r} is still taking its initial snapshot"
+    return SourcePosition(row[0], int(row[1])), ""
 
 
-def _behind(conn, settings: Settings, heartbeat: Heartbeat) -> list[str]:
-    """Partitions of the incremental topics the deltas agent has not staged up to the heartbeat."""
-    topics = {change_topic(settings.topic_prefix, settings.db.database, d.table) for d in incremental_datasets()}
+def _staged(conn) -> dict[tuple[str, int], int]:
     cur = conn.cursor()
     cur.execute("SELECT topic, partition_id, next_offset FROM snapsync_delta_progress")
-    done = {(t, p): o for t, p, o in cur.fetchall()}
+    done = {(t, int(p)): int(o) for t, p, o in cur.fetchall()}
     conn.commit()
-    behind = []
-    for topic, parts in (heartbeat.offsets or {}).items():
-        if topic not in topics:
-            continue
-        for p, end in parts.items():
-            if done.get((topic, int(p)), 0) < int(end):
-                behind.append(f"{topic}[{p}] at {done.get((topic, int(p)), 0)} of {end}")
-    return behind
+    return done
 
 
-def wait_for_watermark(settings: Settings, cutoff: dt.datetime, timeout: float) -> Heartbeat:
-    """Block until the pipeline has processed every change committed up to ``cutoff`` (UTC).
+def wait_for_watermark(settings: Settings, cutoff: dt.datetime, timeout: float) -> Watermark:
+    """Block until every change committed up to ``cutoff`` (UTC) is staged; never early.
+
+    Works the same on the embedded capture and on Debezium through Kafka Connect (neither
+    needs to run in this process or to have started before):
+
+    1. the cutoff must be in the past on the source's clock;
+    2. a probe row is committed into the captured ``snapsync_heartbeat`` table; the binlog
+       end after it, P, lies after every transaction committed before (so after every
+       change committed at or before the cutoff);
+    3. the capture's committed position must reach P: every earlier change is then on the
+       broker. A probe is written again each second, so a capture that only moves its
+       position when a later transaction arrives (Debezium) gets one;
+    4. the change topics' end offsets read at that moment must be reached by the deltas
+       stage's durable progress (``snapsync_delta_progress``).
+
+    A change dated at or before the cutoff that commits after P (a long transaction) is a
+    late event: the next package carries it (``staged_changes``).
 
     Raises:
         RetriableError: still not there after ``timeout`` seconds, saying what lags.
     """
-    cutoff_us = int(cutoff.replace(tzinfo=dt.timezone.utc).timestamp() * 1_000_000)
+    if cutoff.tzinfo is not None:
+        cutoff = cutoff.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    topics = [change_topic(settings.topic_prefix, settings.db.database, d.table) for d in incremental_datasets()]
     deadline = time.monotonic() + timeout
+    probe: tuple[SourcePosition, dt.datetime] | None = None
+    ends: dict[tuple[str, int], int] | None = None
     with connect(settings.db) as conn:
         ensure_control_tables(conn)
         while True:
-            hb = _latest_heartbeat(settings)
-            if hb is None:
-                reason = "no capture heartbeat yet (is `snapsync capture` running?)"
-            elif (hb.watermark_us or 0) < cutoff_us:
-                seen = dt.datetime.fromtimestamp((hb.watermark_us or 0) / 1e6, dt.timezone.utc)
-                reason = f"capture has read changes up to {seen:%Y-%m-%d %H:%M:%S} UTC only"
-            else:
-                behind = _behind(conn, settings, hb)
+            if ends is None:
+                latest = _write_probe(conn)
+                if probe is None and latest[1] >= cutoff:
+                    probe = latest
+                if probe is None:
+                    reason = f"the cutoff is ahead of the source's clock ({latest[1]:%Y-%m-%d %H:%M:%S} UTC)"
+                else:
+                    at, why = capture_position(conn, settings)
+                    if at is None:
+                        reason = why
+                    elif at.key() < probe[0].key():
+                        reason = (f"capture has committed up to {at.file}:{at.pos}, "
+                                  f"not yet {probe[0].file}:{probe[0].pos}")
+                    else:
+                        ends = end_offsets(settings.kafka_bootstrap, topics)
+            if ends is not None:
+                done = _staged(conn)
+                behind = [f"{t}[{p}] at {done.get((t, p), 0)} of {end}" for (t, p), end in sorted(ends.items())
+                          if done.get((t, p), 0) < end]
                 if not behind:
-                    return hb
+                    assert probe is not None
+                    return Watermark(probe[0], probe[1], ends)
                 reason = f"the deltas worker is behind: {', '.join(behind[:3])} (is `snapsync worker` running?)"
             if time.monotonic() >= deadline:
                 raise RetriableError(f"incremental package for cutoff {cutoff:%Y-%m-%d %H:%M} UTC not built: "
                                      f"{reason}. It is never delivered early; try again once the pipeline caught up.")
             log.info("waiting for the watermark of %s: %s", cutoff, reason)
-            time.sleep(1.0)
+            time.sleep(1.0 if ends is None else 0.2)
 
 
 @dataclass
@@ -145,10 +203,9 @@ def delivery_key(out: Path) -> str:
 RETENTION = dt.timedelta(days=30)
 
 
-def covered_order(heartbeat: Heartbeat) -> int:
-    """The binlog order of the watermark heartbeat: every staged change before it is covered."""
-    position = heartbeat.position()
-    return 0 if position is None else position.order()
+def covered_order(watermark: Watermark) -> int:
+    """The binlog order of the watermark: every staged change before it is covered."""
+    return watermark.position.order()
 
 
 def delivered_customers(conn, key: str, cutoff: dt.datetime) -> dict[int, tuple[dt.datetime, int]]:

@@ -27,7 +27,7 @@ from snapsync.control import claims, snapshot_settings
 from snapsync.control.processes import processes
 from snapsync.control.tables import ensure_control_tables
 from snapsync.schemas.config import Settings
-from snapsync.schemas.errors import RetriableError
+from snapsync.schemas.errors import ConfigError, FatalError, RetriableError
 from snapsync.schemas.messages import Heartbeat
 from snapsync.schemas.schedule import local_day, ready_by
 from snapsync.schemas.topics import (
@@ -153,6 +153,33 @@ def dead_letters(bootstrap: str, prefix: str, since: dt.datetime, limit: int = 1
             "by_reason": dict(sorted(by_reason.items(), key=lambda kv: -kv[1])[:20])}
 
 
+def _debezium(settings: Settings, problems: list[str]) -> dict:
+    """The Debezium connector on Kafka Connect: its and its tasks' states, and the source
+    offset Connect committed (what the incremental watermark reads)."""
+    from snapsync.connectors.debezium import ConnectClient
+
+    out: dict = {"connector": settings.connector, "connect_url": settings.connect_url}
+    if not settings.connect_url:
+        problems.append("capture: debezium without a Kafka Connect URL (set SNAPSYNC_CONNECT_URL)")
+        return out
+    try:
+        client = ConnectClient(settings.connect_url)
+        st = client.status(settings.connector)
+        out["state"] = st["connector"]["state"]
+        out["tasks"] = [t["state"] for t in st.get("tasks", [])]
+        offsets = client.offsets(settings.connector)
+        off = offsets[0].get("offset", {}) if offsets else {}
+        out["committed_position"] = f"{off['file']}:{off['pos']}" if off.get("file") else None
+    except (FatalError, RetriableError, ConfigError) as exc:
+        out["error"] = str(exc).splitlines()[0]
+        problems.append(f"capture: Debezium connector {settings.connector}: {out['error']}")
+        return out
+    if out["state"] != "RUNNING" or any(t != "RUNNING" for t in out["tasks"]) or not out["tasks"]:
+        problems.append(f"capture: Debezium connector {settings.connector} is {out['state']} "
+                        f"(tasks: {', '.join(out['tasks']) or 'none'})")
+    return out
+
+
 def pipeline_status(settings: Settings, now: dt.datetime | None = None) -> dict:
     """Everything ``snapsync status`` shows, as one JSON-ready dict (see the module docstring).
 
@@ -175,8 +202,8 @@ def pipeline_status(settings: Settings, now: dt.datetime | None = None) -> dict:
     by_role = {r: [p for p in procs if p["role"] == r] for r in ROLES}
     for role in ("capture", "worker"):
         running = [p for p in by_role[role] if p["state"] == "running"]
-        if role == "capture" and not capture and not by_role[role]:
-            continue  # no embedded capture here: Debezium on Kafka Connect (`snapsync connector status`)
+        if role == "capture" and (settings.capture == "debezium" or (not capture and not by_role[role])):
+            continue  # Debezium on Kafka Connect: reported below
         if not running:
             seen = by_role[role]
             problems.append(f"{role}: no running process" + (
@@ -186,6 +213,7 @@ def pipeline_status(settings: Settings, now: dt.datetime | None = None) -> dict:
     for c in capture:
         if c["restart_point_age_s"] > CAPTURE_STALE_S:
             problems.append(f"capture {c['connector']}: restart point not stored for {c['restart_point_age_s']:.0f}s")
+    debezium = _debezium(settings, problems) if settings.capture == "debezium" else None
     broker: dict = {}
     try:
         hb = _latest_heartbeat(settings.kafka_bootstrap, prefix)
@@ -219,7 +247,8 @@ def pipeline_status(settings: Settings, now: dt.datetime | None = None) -> dict:
         "checked_at": now.isoformat().replace("+00:00", "Z"),
         "day": day.isoformat(),
         "processes": {r: by_role[r] for r in ROLES},
-        "capture": {"connectors": capture, "watermark": broker.get("watermark")},
+        "capture": {"kind": settings.capture, "connectors": capture, "debezium": debezium,
+                    "watermark": broker.get("watermark")},
         "worker": {"running": sum(p["state"] == "running" for p in by_role["worker"]), "lag_total": worker_total,
                    "lag": broker.get("worker_lag", [])},
         "export_workers": {"running": sum(p["state"] == "running" for p in by_role["export-worker"]),

@@ -88,6 +88,12 @@ def _print(st: dict) -> None:
     for c in st["capture"]["connectors"]:
         out.print(f"  capture {c['connector']}: restart point {c['restart_point']} stored "
                   f"{c['restart_point_age_s']:.0f}s ago", highlight=False, markup=False)
+    dbz = st["capture"].get("debezium")
+    if dbz:
+        out.print(f"  Debezium connector {dbz['connector']} at {dbz['connect_url']}: "
+                  + (dbz["error"] if "error" in dbz else
+                     f"{dbz.get('state')} (tasks {', '.join(dbz.get('tasks') or []) or 'none'}), "
+                     f"committed position {dbz.get('committed_position')}"), highlight=False, markup=False)
     wm = st["capture"]["watermark"]
     if wm:
         out.print(f"  capture watermark: {wm['at']} (lag {wm['lag_s']:.1f}s) at {wm['position']}", highlight=False, markup=False)

@@ -101,7 +101,7 @@ def seed(
 
 
 def capture(
-    connector: Annotated[str, typer.Option(help="Connector name: keys the stored position and the heartbeat row.")] = "snapsync",
+    connector: Annotated[Optional[str], typer.Option(help="Connector name: keys the stored position and the heartbeat row (default: the connector setting, SNAPSYNC_CONNECTOR, else snapsync).")] = None,
     server_id: Annotated[Optional[int], typer.Option(help="Replica server id (unique among the server's replicas; default derived from --connector).")] = None,
     partitions: Annotated[int, typer.Option(help="Partitions of the change topics created.", min=1)] = 3,
     heartbeat_interval: Annotated[float, typer.Option(help="Seconds between heartbeats (0: none).", min=0)] = 1.0,
@@ -121,6 +121,10 @@ def capture(
 
     setup_logging()
     s = settings(config)
+    if connector is None:
+        connector = s.connector
+    elif connector != s.connector:  # the exporter's watermark reads the position under this name
+        s = s.model_copy(update={"connector": connector})
     cap = Capture(s, connector=connector, server_id=server_id, partitions=partitions,
                   heartbeat_interval=heartbeat_interval, commit_interval=commit_interval)
     with _monitored(s, "capture", metrics_port, metrics_host, cap):

@@ -94,7 +94,7 @@ def test_a_staged_row_that_does_not_fit_is_quarantined_not_a_blocker(env, cli_en
       (json.dumps({"id": pk}, separators=(",", ":")), C3, json.dumps(image)))
     folder = out / "quarantine"
     env_vars = {**cli_env, "SNAPSYNC_DATABASE_URL": s.database_url.get_secret_value(),
-                "SNAPSYNC_TOPIC_PREFIX": s.topic_prefix}
+                "SNAPSYNC_TOPIC_PREFIX": s.topic_prefix, "SNAPSYNC_CONNECTOR": s.connector}
     for cutoff in ("2026-03-09T00:00", "2026-03-10T00:00", "2026-03-10T00:00"):
         r = subprocess.run([BIN, "snapshot", "export", "--customers", "3", "--out", str(folder), "--kind",
                             "incremental", "--cutoff", cutoff, "--watermark-timeout", "60"],

@@ -17,6 +17,70 @@ from tests.conftest import settings_for
 from tests.integration.capture_helpers import CaptureThread
 
 
+#: The two captures every product is tested on (the ``capture`` argument of running_pipeline).
+CAPTURES = ("embedded", "debezium")
+
+
+def capture_args(request) -> dict:
+    """``running_pipeline`` arguments for a fixture parametrised over :data:`CAPTURES` (the
+    Kafka Connect worker is started only when a test uses Debezium)."""
+    if request.param == "debezium":
+        return {"capture": "debezium", "connect_url": request.getfixturevalue("connect").url}
+    return {"capture": "embedded"}
+
+
+class DebeziumCapture:
+    """The real Debezium MySqlConnector 3.0.7 on the real Kafka Connect worker, deployed for
+    the settings' database (connector and topic prefix named by the settings); entered once
+    its initial snapshot is on the broker and it streams; deleted on exit."""
+
+    def __init__(self, settings, *, snapshot_mode: str = "initial", timeout: float = 120.0) -> None:
+        self.settings = settings
+        self.snapshot_mode = snapshot_mode
+        self.timeout = timeout
+
+    def config(self) -> dict:
+        import zlib
+
+        from snapsync.connectors.debezium import render
+
+        s = self.settings
+        cfg = render(s, name=s.connector, server_id=10_000 + zlib.crc32(s.connector.encode()) % 1_000_000,
+                     snapshot_mode=self.snapshot_mode, heartbeat_ms=500)["config"]
+        cfg["connector.class"] = "io.debezium.connector.mysql.MySqlConnector"  # the one that runs here
+        return cfg
+
+    def __enter__(self):
+        import requests
+
+        from snapsync.sinks.incremental import _write_probe, capture_position
+
+        url = f"{self.settings.connect_url}/connectors/{self.settings.connector}"
+        r = requests.put(url + "/config", json=self.config(), timeout=30)
+        assert r.status_code in (200, 201), r.text
+        deadline = time.monotonic() + self.timeout
+        with connect(self.settings.db) as conn:
+            probe = None
+            while time.monotonic() < deadline:  # streaming past a probe written after the snapshot
+                st = requests.get(url + "/status", timeout=10)
+                tasks = st.json().get("tasks", []) if st.status_code == 200 else []
+                if any(t["state"] == "FAILED" for t in tasks):
+                    raise AssertionError(f"the connector failed: {tasks[0].get('trace', '')[:2000]}")
+                if tasks and tasks[0]["state"] == "RUNNING":
+                    latest = _write_probe(conn)[0]
+                    probe = probe or latest
+                    at, _why = capture_position(conn, self.settings)
+                    if at is not None and at.key() >= probe.key():
+                        return self
+                time.sleep(0.5)
+        raise TimeoutError(f"Debezium connector {self.settings.connector} not streaming in {self.timeout}s")
+
+    def __exit__(self, *exc) -> None:
+        import requests
+
+        requests.delete(f"{self.settings.connect_url}/connectors/{self.settings.connector}", timeout=30)
+
+
 def wait_until(cond, timeout=40.0, what="condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -63,18 +127,20 @@ def empty_database(base, name: str):
 
 @contextlib.contextmanager
 def running_pipeline(base, log_dir: Path, name: str, *, customers: int, seed_value: int,
-                     accounts: int | None = None, before_start=None):
-    """Seed database ``name`` (topic prefix ``name``), run capture and a worker; yields
-    (settings, worker log, workers). A test may replace ``workers[0]`` (kill -9, restart);
-    every worker in the list is stopped at the end."""
-    s = settings_for(base, name, topic_prefix=name)
+                     accounts: int | None = None, before_start=None, capture: str = "embedded", connect_url=None):
+    """Seed database ``name`` (topic prefix ``name``), run capture (the embedded one in a
+    thread, or the real Debezium connector on the Kafka Connect worker at ``connect_url``)
+    and a worker; yields (settings, worker log, workers). A test may replace ``workers[0]``
+    (kill -9, restart); every worker in the list is stopped at the end."""
+    extra = {} if capture == "embedded" else {"capture": "debezium", "connect_url": connect_url}
+    s = settings_for(base, name, topic_prefix=name, connector=name, **extra)
     ensure_database(s.db)
     with connect(s.db) as conn:
         seed(conn, customers=customers, scale=0.004, seed_value=seed_value, accounts=accounts)
     if before_start is not None:
         before_start(s)
     log = log_dir / "worker.log"
-    with CaptureThread(s, name):
+    with (CaptureThread(s, name) if capture == "embedded" else DebeziumCapture(s)):
         workers = [start_worker(s, log)]
         try:
             yield s, log, workers

@@ -1,5 +1,5 @@
-"""Data Sync end to end: real MariaDB, broker, embedded capture and the `snapsync worker`
-process. Customers 1, 3, 5 belong to account 1; 2, 4 to account 2."""
+"""Data Sync end to end: real MariaDB, broker, each capture (embedded, and Debezium through Kafka
+Connect) and the `snapsync worker` process. Customers 1, 3, 5 belong to account 1; 2, 4 to account 2."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from snapsync.control import sync_groups
 from snapsync.control.data_sync import initial_copy
 from snapsync.schemas.catalog import dataset, sync_datasets
 from snapsync.schemas.errors import ConfigError
-from tests.integration.pipeline import q, running_pipeline, start_worker, wait_until
+from tests.integration.pipeline import CAPTURES, capture_args, q, running_pipeline, start_worker, wait_until
 
 BIN = str(Path(sys.executable).with_name("snapsync"))
 
@@ -66,10 +66,11 @@ NEW_ITEMS = {  # one new item per sync data set, natural keys no seed uses
 }
 
 
-@pytest.fixture(scope="module")
-def env(base_settings, tmp_path_factory):
-    with running_pipeline(base_settings, tmp_path_factory.mktemp("sync"), "datasync", customers=5, seed_value=9,
-                          accounts=2, before_start=lambda s: sync_groups.set_service(s, 1, True)) as running:
+@pytest.fixture(scope="module", params=CAPTURES)
+def env(request, base_settings, tmp_path_factory):
+    with running_pipeline(base_settings, tmp_path_factory.mktemp("sync"), f"datasync_{request.param}", customers=5,
+                          seed_value=9, accounts=2, before_start=lambda s: sync_groups.set_service(s, 1, True),
+                          **capture_args(request)) as running:
         yield running
 
 

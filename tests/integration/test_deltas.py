@@ -12,7 +12,7 @@ import pytest
 from snapsync.connectors.mysql import connect, encoded_rows
 from snapsync.schemas.schedule import parse_instant
 from snapsync.schemas.topics import change_topic, dead_letter_topic
-from tests.integration.pipeline import q, running_pipeline, start_worker, wait_until
+from tests.integration.pipeline import CAPTURES, capture_args, q, running_pipeline, start_worker, wait_until
 
 W1 = dt.datetime(2026, 3, 8, 5, 0)   # closes 2026-03-07 (New York), the day before spring-forward
 W2 = dt.datetime(2026, 3, 9, 4, 0)   # closes the 23-hour 2026-03-08
@@ -35,10 +35,10 @@ def current(s, table: str, pk: int) -> dict:
         return encoded_rows(cur)[0]
 
 
-@pytest.fixture(scope="module")
-def env(base_settings, tmp_path_factory):
-    with running_pipeline(base_settings, tmp_path_factory.mktemp("deltas"), "deltas", customers=3,
-                          seed_value=4) as running:
+@pytest.fixture(scope="module", params=CAPTURES)
+def env(request, base_settings, tmp_path_factory):
+    with running_pipeline(base_settings, tmp_path_factory.mktemp("deltas"), f"deltas_{request.param}", customers=3,
+                          seed_value=4, **capture_args(request)) as running:
         yield running
 
 

@@ -19,7 +19,8 @@ from snapsync.schemas.errors import RetriableError
 from snapsync.schemas.schedule import parse_instant
 from snapsync.sinks.export import ExportRequest, export_snapshot
 from snapsync.sinks.formats.dat import LOAD_DATA_OPTIONS
-from tests.integration.pipeline import customer_rows, empty_database, running_pipeline, start_worker, stop
+from tests.integration.pipeline import (CAPTURES, capture_args, customer_rows, empty_database, running_pipeline,
+                                       start_worker, stop)
 
 C1 = dt.datetime(2026, 3, 8, 5, 0)  # 2026-03-08 00:00 New York
 C2 = dt.datetime(2026, 3, 9, 4, 0)  # 2026-03-09 00:00 New York (after the 23-hour day)
@@ -100,10 +101,10 @@ def apply_package(target, folder) -> None:
         conn.commit()
 
 
-@pytest.fixture(scope="module")
-def env(base_settings, tmp_path_factory):
-    with running_pipeline(base_settings, tmp_path_factory.mktemp("inc"), "incremental", customers=3,
-                          seed_value=12) as (s, log, workers):
+@pytest.fixture(scope="module", params=CAPTURES)
+def env(request, base_settings, tmp_path_factory):
+    with running_pipeline(base_settings, tmp_path_factory.mktemp("inc"), f"incremental_{request.param}", customers=3,
+                          seed_value=12, **capture_args(request)) as (s, log, workers):
         yield s, log, workers, tmp_path_factory.mktemp("deliveries")
 
 
@@ -124,7 +125,7 @@ def test_watermark_never_delivers_early(env):
 
     time.sleep(1.5)  # a heartbeat after it: capture has produced it, the worker has not staged it
     with pytest.raises(RetriableError, match="deltas worker is behind"):
-        export_snapshot(s, ExportRequest([1], "dat", kind="incremental", cutoff=C1, watermark_timeout=3),
+        export_snapshot(s, ExportRequest([1], "dat", kind="incremental", cutoff=C1, watermark_timeout=15),
                         out / "early")
     workers[0] = start_worker(s, _log)
     result = export_snapshot(s, ExportRequest([1], "dat", kind="incremental", cutoff=C1, watermark_timeout=60),

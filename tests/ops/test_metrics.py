@@ -18,7 +18,7 @@ from tests.ops.helpers import free_port, get, metrics, spawn, status_json, stop,
 
 @pytest.fixture(scope="module")
 def pipeline(base_settings, tmp_path_factory):
-    s = settings_for(base_settings, "ops_metrics", topic_prefix="ops_metrics")
+    s = settings_for(base_settings, "ops_metrics", topic_prefix="ops_metrics", connector="ops_metrics")
     ensure_database(s.db)
     with connect(s.db) as conn:
         seed(conn, customers=3, scale=0.004, seed_value=9, accounts=1)

@@ -1,0 +1,14 @@
+-- Run once by the mysql image's entrypoint on an empty data directory (files in
+-- /docker-entrypoint-initdb.d run after it created MYSQL_DATABASE and MYSQL_USER, and that
+-- user already holds ALL on MYSQL_DATABASE: the control tables, the heartbeat row that
+-- Debezium's heartbeat.action.query writes, Data Sync's writes).
+--
+-- What reading the binlog needs on top (Debezium's documented grants for the MySQL connector,
+-- and snapsync's own capture and consistent snapshot):
+--   RELOAD              FLUSH TABLES WITH READ LOCK for the instant a consistent snapshot opens
+--                       (snapsync's full exports, Debezium's snapshot.locking.mode=minimal)
+--   SHOW DATABASES      Debezium's schema snapshot lists the databases
+--   REPLICATION SLAVE   read the binlog as a replica
+--   REPLICATION CLIENT  SHOW MASTER STATUS / SHOW BINARY LOGS
+-- The user name must be docker-compose.yml's MYSQL_USER (tests/unit/test_compose.py checks).
+GRANT RELOAD, SHOW DATABASES, REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO 'snapsync'@'%';
