@@ -24,7 +24,8 @@ app = typer.Typer(help="The Debezium connector on Kafka Connect (production capt
 ConnectUrl = Annotated[Optional[str], typer.Option(
     "--connect-url", envvar="SNAPSYNC_CONNECT_URL", show_envvar=True,
     help="Kafka Connect REST URL, e.g. http://connect:8083 (default: the worker of `snapsync local up --connect`).")]
-NameOpt = Annotated[str, typer.Option("--name", help="Connector name (unique on the Connect cluster).")]
+NameOpt = Annotated[str, typer.Option("--name", envvar="SNAPSYNC_CONNECTOR", show_envvar=True,
+                                      help="Connector name (unique on the Connect cluster).")]
 ServerIdOpt = Annotated[int, typer.Option("--server-id", min=1, max=4294967295,
                                           help="database.server.id: unique among the server's replicas.")]
 ClassOpt = Annotated[Optional[str], typer.Option(
@@ -49,11 +50,14 @@ def WaitOpt(what: str):  # an option type, named like the others
 
 
 def _client(connect_url: str | None, retries: int, config: Path | None, secret: str | None = None) -> ConnectClient:
-    """The client for ``--connect-url``, else for the local stack's worker."""
+    """The client for ``--connect-url`` (or ``SNAPSYNC_CONNECT_URL``), else the config file's
+    ``connect_url``, else the local stack's worker."""
     from snapsync.connectors.kafka_connect import ConnectClient
     from snapsync.local import LocalStack
 
-    url = connect_url
+    from snapsync.schemas.config import configured_values
+
+    url = connect_url or configured_values(config).get("connect_url")  # the config file's connect_url
     if not url:
         st = LocalStack(home_dir(config)).state()
         url = st.connect_url if st is not None else None

@@ -29,6 +29,7 @@ DOCUMENTED = {
     "event.processing.failure.handling.mode", "decimal.handling.mode", "time.precision.mode",
     "binary.handling.mode", "bigint.unsigned.handling.mode", "tombstones.on.delete", "provide.transaction.metadata",
     "key.converter", "key.converter.schemas.enable", "value.converter", "value.converter.schemas.enable",
+    "value.converter.replace.null.with.default",  # Kafka Connect JsonConverter (KIP-581), Connect 3.5+
 }
 
 
