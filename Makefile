@@ -1,11 +1,16 @@
 # The two commands of the README: `make demo` and `make test`. Both set up a fresh machine.
-.PHONY: setup demo test bench screenshots clean
+.PHONY: setup demo demo-debezium test bench screenshots clean
 
 setup:
 	@./scripts/bootstrap.sh
 
 demo: setup
 	.venv/bin/snapsync demo
+
+# The same flow with capture by Debezium on a local Kafka Connect worker (docs/connector.md).
+demo-debezium:
+	@./scripts/bootstrap.sh --connect
+	.venv/bin/snapsync demo --debezium
 
 test:
 	@./scripts/bootstrap.sh --browser --connect

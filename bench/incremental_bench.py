@@ -13,6 +13,7 @@ Run: ``.venv/bin/python -m bench.incremental_bench``.
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -45,6 +46,7 @@ def main() -> None:
     s = bench_settings(topic_prefix=f"benchinc{int(time.time())}", connector="benchinc")
     customers = list(range(1, CUSTOMERS + 1))
     out = Path(BENCH_HOME) / "incremental-out"
+    shutil.rmtree(out, ignore_errors=True)  # a fresh folder: its first delivery is the full baseline
     with connect(s.db) as conn:
         cur = conn.cursor()
         cur.execute("SHOW MASTER STATUS")

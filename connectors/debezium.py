@@ -1,25 +1,38 @@
-"""Debezium MySQL connector deployment: the rendered config, and a Kafka Connect REST
-client (``requests``) to deploy and manage it.
+"""The Debezium connector for production capture: its rendered config, the database
+preparation it needs (grants, heartbeat and signal tables), and its deployment through
+Kafka Connect (:class:`~snapsync.connectors.kafka_connect.ConnectClient`, re-exported here).
 
 The rendered config yields the same topics and value encodings as the embedded capture
 (``schemas/events.py`` documents them): topic prefix, table include list from the
-catalog (plus the heartbeat table), JSON converters without schemas, decimals as strings,
-adaptive microsecond time precision, base64 binary, tombstones after deletes, transaction
-metadata, and the heartbeat action query writing the same ``snapsync_heartbeat`` row.
+catalog (plus the heartbeat and signal tables), JSON converters without schemas, decimals
+as strings, adaptive microsecond time precision, base64 binary, BIGINT UNSIGNED as long,
+tombstones after deletes, transaction metadata, and the heartbeat action query writing the
+same ``snapsync_heartbeat`` row as the embedded capture.
+
+The connector class follows the server: Debezium's MariaDB connector for MariaDB, its MySQL
+connector for MySQL (:func:`class_for_version`). ``docs/connector.md`` is the deploy guide.
 """
 
 from __future__ import annotations
 
-import time
+import re
+from dataclasses import dataclass
 from typing import Any
 
-import requests
-
+from snapsync.connectors.kafka_connect import ConnectClient  # imported from here by others too
 from snapsync.schemas.catalog import DATASETS
-from snapsync.schemas.config import Settings
-from snapsync.schemas.errors import ConfigError, FatalError, RetriableError
+from snapsync.schemas.config import DatabaseTarget, Settings
+from snapsync.schemas.errors import ConfigError
 
-CONNECTOR_CLASS = "io.debezium.connector.mysql.MySqlConnector"
+MYSQL_CONNECTOR = "io.debezium.connector.mysql.MySqlConnector"
+MARIADB_CONNECTOR = "io.debezium.connector.mariadb.MariaDbConnector"
+#: ``--connector-class`` short names.
+CONNECTOR_CLASSES = {"mysql": MYSQL_CONNECTOR, "mariadb": MARIADB_CONNECTOR}
+#: The class the local worker runs (Debezium 3.0.7's MySQL connector; FIELD-NOTES).
+CONNECTOR_CLASS = MYSQL_CONNECTOR
+_JAVA_CLASS = re.compile(r"[A-Za-z_$][\w$]*(\.[A-Za-z_$][\w$]*)+")
+
+HEARTBEAT_TABLE = "snapsync_heartbeat"
 SIGNAL_TABLE = "snapsync_debezium_signal"
 SIGNAL_DDL = f"""CREATE TABLE IF NOT EXISTS `{SIGNAL_TABLE}` (
   `id` VARCHAR(42) NOT NULL,
@@ -33,6 +46,7 @@ REQUIRED = (
     "connector.class", "tasks.max", "database.hostname", "database.port", "database.user",
     "database.server.id", "topic.prefix", "database.include.list", "table.include.list",
     "schema.history.internal.kafka.bootstrap.servers", "schema.history.internal.kafka.topic",
+    "heartbeat.interval.ms",
 )
 FIXED = {
     "decimal.handling.mode": "string",
@@ -41,22 +55,70 @@ FIXED = {
     "bigint.unsigned.handling.mode": "long",
     "tombstones.on.delete": "true",
     "provide.transaction.metadata": "true",
+    # The watermark reads Debezium's default heartbeat topic, __debezium-heartbeat.<prefix>.
+    "topic.heartbeat.prefix": "__debezium-heartbeat",
     "key.converter": "org.apache.kafka.connect.json.JsonConverter",
     "key.converter.schemas.enable": "false",
     "value.converter": "org.apache.kafka.connect.json.JsonConverter",
     "value.converter.schemas.enable": "false",
+    # Connect 3.9's JsonConverter writes a column's DEFAULT in place of a NULL unless told not to
+    # (tests/integration/test_conformance.py: NULL in a column DEFAULT 'x' arrived as "x").
+    "value.converter.replace.null.with.default": "false",
 }
+
+#: What Debezium's MySQL and MariaDB connectors need on every table and globally: the snapshot
+#: reads (SELECT), its lock and flush (RELOAD), the database list (SHOW DATABASES), the binlog
+#: as a replica (REPLICATION SLAVE) and its position (REPLICATION CLIENT).
+DEBEZIUM_GRANTS = ("SELECT", "RELOAD", "SHOW DATABASES", "REPLICATION SLAVE", "REPLICATION CLIENT")
+#: On the heartbeat table (``heartbeat.action.query``: INSERT ... ON DUPLICATE KEY UPDATE) and
+#: the signal table (Debezium writes incremental-snapshot windows there); CREATE only while a
+#: table does not exist yet (``prepare`` creates it).
+TABLE_GRANTS = ("INSERT", "UPDATE")
+
+
+def connector_class(choice: str) -> str:
+    """The class named by ``--connector-class``: ``mysql``, ``mariadb`` or a full Java class name.
+
+    Raises:
+        ConfigError: anything else.
+    """
+    value = choice.strip()
+    if value.lower() in CONNECTOR_CLASSES:
+        return CONNECTOR_CLASSES[value.lower()]
+    if _JAVA_CLASS.fullmatch(value):
+        return value
+    raise ConfigError(f"--connector-class {choice!r}: use mysql, mariadb, or a full Java class name "
+                      f"(e.g. {MARIADB_CONNECTOR})")
+
+
+def class_for_version(version: str) -> str:
+    """Debezium's connector for a server's ``SELECT VERSION()``: MariaDB's own connector for
+    MariaDB (its GTIDs and binlog events differ from MySQL's), the MySQL connector otherwise."""
+    return MARIADB_CONNECTOR if "mariadb" in version.lower() else MYSQL_CONNECTOR
+
+
+def server_version(target: DatabaseTarget) -> str:
+    """``SELECT VERSION()`` of the configured server."""
+    from snapsync.connectors.mysql import connect
+
+    with connect(target, database=False) as conn:
+        cur = conn.cursor()
+        cur.execute("SELECT VERSION()")
+        return str(cur.fetchone()[0])
 
 
 def render(settings: Settings, *, name: str = "snapsync", server_id: int = 184054,
-           snapshot_mode: str = "initial", heartbeat_ms: int = 1000, partitions: int = 3) -> dict[str, Any]:
-    """The connector as ``{"name": ..., "config": {...}}`` for ``POST /connectors``."""
+           snapshot_mode: str = "initial", heartbeat_ms: int = 1000, partitions: int = 3,
+           connector_class: str = CONNECTOR_CLASS) -> dict[str, Any]:
+    """The connector as ``{"name": ..., "config": {...}}`` for ``PUT /connectors/{name}/config``
+    (``name`` is inside the config too: Connect's validation requires it there)."""
     db = settings.db
     # The signal table must be captured too: Debezium reads signals from the binlog.
     tables = [f"{db.database}.{d.table}" for d in DATASETS] + [
-        f"{db.database}.snapsync_heartbeat", f"{db.database}.{SIGNAL_TABLE}"]
+        f"{db.database}.{HEARTBEAT_TABLE}", f"{db.database}.{SIGNAL_TABLE}"]
     config = {
-        "connector.class": CONNECTOR_CLASS,
+        "name": name,
+        "connector.class": connector_class,
         "tasks.max": "1",
         "database.hostname": db.host,
         "database.port": str(db.port),
@@ -73,10 +135,12 @@ def render(settings: Settings, *, name: str = "snapsync", server_id: int = 18405
         "schema.history.internal.kafka.bootstrap.servers": settings.kafka_bootstrap,
         "schema.history.internal.kafka.topic": f"schemahistory.{settings.topic_prefix}",
         "heartbeat.interval.ms": str(heartbeat_ms),
-        "topic.heartbeat.prefix": "__debezium-heartbeat",
+        # The same row the embedded capture writes; INSERT ... ON DUPLICATE KEY UPDATE needs
+        # INSERT and UPDATE only (REPLACE would need DELETE too).
         "heartbeat.action.query": (
-            f"REPLACE INTO {db.database}.snapsync_heartbeat (connector, ts_us) "
-            f"VALUES ('{name}', CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS UNSIGNED))"
+            f"INSERT INTO {db.database}.{HEARTBEAT_TABLE} (connector, ts_us) "
+            f"VALUES ('{name}', CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS UNSIGNED)) "
+            "ON DUPLICATE KEY UPDATE ts_us = VALUES(ts_us)"
         ),
         "signal.data.collection": f"{db.database}.{SIGNAL_TABLE}",
         "incremental.snapshot.chunk.size": "10000",
@@ -89,105 +153,143 @@ def render(settings: Settings, *, name: str = "snapsync", server_id: int = 18405
 
 
 def check_config(config: dict[str, Any]) -> list[str]:
-    """Local validation before anything is sent: one message per failing field."""
+    """Local validation before anything is sent: one message per failing field.
+
+    Any connector class is accepted (the worker says whether it has it); the encodings the
+    pipeline relies on (:data:`FIXED`) are not negotiable.
+    """
     problems = []
     for key in REQUIRED:
         if str(config.get(key, "")).strip() == "":
             problems.append(f"{key}: missing (required)")
-    if config.get("connector.class") not in (None, "", CONNECTOR_CLASS):
-        problems.append(f"connector.class: must be {CONNECTOR_CLASS}")
-    for key in ("database.port", "database.server.id", "tasks.max"):
+    cls = str(config.get("connector.class", "")).strip()
+    if cls and not _JAVA_CLASS.fullmatch(cls):
+        problems.append(f"connector.class: {cls!r} is not a Java class name (e.g. {MARIADB_CONNECTOR})")
+    for key in ("database.port", "database.server.id", "tasks.max", "heartbeat.interval.ms"):
         value = str(config.get(key, ""))
-        if value and not value.isdigit():
+        if value and not (value.isdigit() and int(value) > 0):
             problems.append(f"{key}: {value!r} is not a positive integer")
     if str(config.get("tasks.max", "1")) not in ("", "1"):
-        problems.append("tasks.max: the MySQL connector runs exactly one task; use 1")
+        problems.append("tasks.max: the MySQL and MariaDB connectors run exactly one task; use 1")
     for key, value in FIXED.items():
         if key in config and str(config[key]) != value:
             problems.append(f"{key}: must be {value!r} so events match the embedded capture's encoding")
     return problems
 
 
-class ConnectClient:
-    """Kafka Connect REST API client.
+# --- the database side ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class Prepared:
+    """What :func:`prepare` found and did."""
 
-    Retries 409 (rebalance in progress) with back-off; turns connection failures and
-    error bodies (``{"error_code": N, "message": "..."}``) into clear errors.
+    server: str  #: host:port and version
+    created: tuple[str, ...]
+
+
+def _target(config: dict[str, Any]) -> tuple[DatabaseTarget, str]:
+    """The connector's own database login (the grants checked are the ones Debezium will have),
+    and the database holding the heartbeat and signal tables."""
+    signal = str(config.get("signal.data.collection") or "")
+    database = signal.split(".")[0] if "." in signal else str(config.get("database.include.list", "")).split(",")[0]
+    port = str(config.get("database.port") or "3306")
+    if not database.strip() or not port.isdigit():
+        raise ConfigError("the connector config names no database (database.include.list) or no valid "
+                          "database.port: render it with `snapsync connector render`")
+    return DatabaseTarget(str(config.get("database.hostname", "")), int(port), str(config.get("database.user", "")),
+                          str(config.get("database.password", "")), database.strip()), signal.split(".", 1)[-1]
+
+
+def grant_statements(user: str, database: str, missing_global: list[str],
+                     missing_tables: dict[str, list[str]]) -> list[str]:
+    """The GRANT statements that give what is missing (``user`` as ``CURRENT_USER()`` prints it)."""
+    name, _, host = user.rpartition("@")
+    who = f"'{name or user}'@'{host or '%'}'"
+    out = []
+    if missing_global:
+        privs = ", ".join(p.split(" (")[0] for p in missing_global)
+        out.append(f"GRANT {privs} ON *.* TO {who};")
+    for table, privs in missing_tables.items():
+        out.append(f"GRANT {', '.join(privs)} ON `{database}`.`{table}` TO {who};")
+    return out
+
+
+def prepare(config: dict[str, Any]) -> Prepared:
+    """Make the source database ready for the connector, as the connector's user.
+
+    Checks binary logging (ROW, FULL row image), then every grant Debezium needs
+    (:data:`DEBEZIUM_GRANTS` globally, :data:`TABLE_GRANTS` on the heartbeat and signal tables,
+    and CREATE on a table that is missing), then creates the two tables. Idempotent.
+
+    Raises:
+        ConfigError: a server setting or grant is missing; the message gives the fix (the
+            GRANT statements to run).
+        RetriableError: the database did not answer.
     """
+    from snapsync.connectors.mysql import connect, missing_grants
+    from snapsync.connectors.offsets import HEARTBEAT_DDL
 
-    def __init__(self, url: str, *, retries: int = 8, backoff: float = 0.5, timeout: float = 10.0) -> None:
-        if not url.startswith(("http://", "https://")):
-            raise ConfigError(f"--connect-url {url!r} must start with http:// or https:// (e.g. http://connect:8083)")
-        self.url = url.rstrip("/")
-        self.retries = retries
-        self.backoff = backoff
-        self.timeout = timeout
-        self.session = requests.Session()
-        self.session.headers.update({"Accept": "application/json", "Content-Type": "application/json"})
+    target, signal_table = _target(config)
+    signal_table = signal_table or SIGNAL_TABLE
+    tables = {HEARTBEAT_TABLE: HEARTBEAT_DDL, signal_table: SIGNAL_DDL.replace(SIGNAL_TABLE, signal_table)}
+    with connect(target) as conn:
+        cur = conn.cursor()
+        cur.execute("SELECT VERSION(), @@log_bin, @@binlog_format, @@binlog_row_image, CURRENT_USER()")
+        version, log_bin, fmt, image, user = cur.fetchone()
+        server = f"{target.host}:{target.port}"
+        wrong = []
+        if not int(log_bin):
+            wrong.append("binary logging is off (start the server with --log-bin)")
+        if str(fmt).upper() != "ROW":
+            wrong.append(f"binlog_format is {fmt} (SET GLOBAL binlog_format = 'ROW', and in the server's config)")
+        if str(image).upper() != "FULL":
+            wrong.append(f"binlog_row_image is {image} (SET GLOBAL binlog_row_image = 'FULL', and in the config)")
+        if wrong:
+            raise ConfigError(f"the database server {server} is not ready for Debezium: " + "; ".join(wrong))
+        cur.execute("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s", (target.database,))
+        existing = {r[0] for r in cur.fetchall()}
+        missing_global = missing_grants(conn, target.database, DEBEZIUM_GRANTS)
+        missing_tables = {}
+        for table in tables:
+            need = TABLE_GRANTS + (() if table in existing else ("CREATE",))
+            lacking = missing_grants(conn, target.database, need, table=table)
+            if lacking:
+                missing_tables[table] = lacking
+        if missing_global or missing_tables:
+            lacks = [*missing_global, *(f"{', '.join(p)} on {t}" for t, p in missing_tables.items())]
+            raise ConfigError(
+                f"the database user {str(user).rpartition('@')[0]!r} on {server} lacks what Debezium needs: "
+                f"{'; '.join(lacks)}. As an administrator, run: "
+                + " ".join(grant_statements(str(user), target.database, missing_global, missing_tables)))
+        created = []
+        for table, ddl in tables.items():
+            if table not in existing:
+                cur.execute(ddl)
+                created.append(table)
+        conn.commit()
+    return Prepared(f"{server}, {version}", tuple(created))
 
-    def _call(self, method: str, path: str, body: Any = None, ok: tuple[int, ...] = (200, 201, 202, 204)) -> Any:
-        delay = self.backoff
-        for attempt in range(self.retries + 1):
-            try:
-                r = self.session.request(method, self.url + path, json=body, timeout=self.timeout)
-            except requests.RequestException as exc:
-                raise RetriableError(
-                    f"Kafka Connect at {self.url} is unreachable ({type(exc).__name__}): "
-                    "check --connect-url and that the Connect worker is running"
-                ) from None
-            if r.status_code == 409 and attempt < self.retries:
-                time.sleep(delay)  # rebalance in progress: the leader may change, try again
-                delay = min(delay * 2, 5.0)
-                continue
-            if r.status_code in ok:
-                return r.json() if r.content else None
-            try:
-                message = r.json().get("message", r.text)
-            except ValueError:
-                message = r.text
-            if r.status_code == 404:
-                raise FatalError(f"Kafka Connect: {message} (HTTP 404)")
-            if r.status_code == 409:
-                raise RetriableError(f"Kafka Connect is still rebalancing after {self.retries} retries: {message}")
-            raise FatalError(f"Kafka Connect refused {method} {path}: {message} (HTTP {r.status_code})")
-        raise AssertionError("unreachable")
 
-    def validate(self, config: dict[str, Any]) -> list[str]:
-        """``PUT /connector-plugins/{class}/config/validate``: each failing field with its errors."""
-        result = self._call("PUT", f"/connector-plugins/{CONNECTOR_CLASS}/config/validate", config)
-        failing = []
-        for item in result.get("configs", []):
-            value = item.get("value", {})
-            for error in value.get("errors", []):
-                failing.append(f"{value.get('name')}: {error}")
-        return failing
+def deploy(client: ConnectClient, connector: dict[str, Any], *, prepare_database: bool = True,
+           wait: float = 0.0) -> tuple[bool, dict[str, Any] | None]:
+    """Check the config here, have the worker validate it, prepare the database, then create or
+    update the connector; with ``wait``, wait that long for it to run.
 
-    def deploy(self, connector: dict[str, Any]) -> dict[str, Any]:
-        """Validate (locally, then on the worker), then create or update the connector."""
-        problems = check_config(connector["config"])
-        if problems:
-            raise ConfigError("the connector config is invalid:\n  - " + "\n  - ".join(problems))
-        remote = self.validate(connector["config"])
-        if remote:
-            raise ConfigError("Kafka Connect rejected the connector config:\n  - " + "\n  - ".join(remote))
-        return self._call("PUT", f"/connectors/{connector['name']}/config", connector["config"])
+    Returns:
+        (created, status): whether the connector is new, and its status when waited for.
 
-    def status(self, name: str) -> dict[str, Any]:
-        return self._call("GET", f"/connectors/{name}/status")
-
-    def pause(self, name: str) -> None:
-        self._call("PUT", f"/connectors/{name}/pause")
-
-    def resume(self, name: str) -> None:
-        self._call("PUT", f"/connectors/{name}/resume")
-
-    def restart(self, name: str) -> None:
-        self._call("POST", f"/connectors/{name}/restart?includeTasks=true&onlyFailed=false")
-
-    def delete(self, name: str) -> None:
-        self._call("DELETE", f"/connectors/{name}")
-
-    def offsets(self, name: str) -> list[dict[str, Any]]:
-        """``GET /connectors/{name}/offsets`` (Kafka Connect 3.6+): the committed source offsets,
-        ``[{"partition": {"server": prefix}, "offset": {"file", "pos", "row"?, "gtids"?, ...}}]``."""
-        return (self._call("GET", f"/connectors/{name}/offsets") or {}).get("offsets", [])
+    Raises:
+        ConfigError: the config is refused (every failing field named) or the database is not ready.
+    """
+    name, config = connector.get("name") or connector["config"].get("name"), connector["config"]
+    if not name:
+        raise ConfigError("the connector has no name: give --name, or a file with {\"name\": ..., \"config\": ...}")
+    problems = check_config(config)
+    if problems:
+        raise ConfigError("the connector config is invalid:\n  - " + "\n  - ".join(problems))
+    remote = client.validate(config, name)
+    if remote:
+        raise ConfigError("Kafka Connect rejected the connector config:\n  - " + "\n  - ".join(remote))
+    if prepare_database:
+        prepare(config)
+    created = client.put_config(name, config)
+    return created, (client.wait_status(name, wait, "RUNNING") if wait > 0 else None)

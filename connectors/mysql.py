@@ -287,8 +287,9 @@ _PRIVILEGE_ALIASES = {
 CAPTURE_GRANTS = ("SELECT", "REPLICATION SLAVE", "REPLICATION CLIENT", "INSERT", "UPDATE", "DELETE", "CREATE")
 
 
-def missing_grants(conn, database: str, required) -> list[str]:
-    """The privileges of ``required`` the connected user lacks, globally or on ``database``.
+def missing_grants(conn, database: str, required, *, table: str | None = None) -> list[str]:
+    """The privileges of ``required`` the connected user lacks, globally or on ``database``
+    (or, when ``table`` is given, on that table of ``database`` too).
 
     Read from ``SHOW GRANTS``. When the user has roles, whose grants are not listed there,
     nothing is reported missing (the server will refuse later with its own message).
@@ -306,7 +307,7 @@ def missing_grants(conn, database: str, required) -> list[str]:
                 return []
             continue
         privileges, scope = m.group(1), m.group(2).replace("`", "")
-        if scope not in ("*.*", f"{database}.*"):
+        if scope not in ("*.*", f"{database}.*") and (table is None or scope != f"{database}.{table}"):
             continue
         for p in (x.strip().upper() for x in privileges.split(",")):
             have.add("ALL" if p.startswith("ALL") else p)

@@ -228,7 +228,7 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides
             running = json.loads(stack.read_text(encoding="utf-8"))["settings"]
         except (ValueError, KeyError):
             running = {}
-        for key in ("database_url", "kafka_bootstrap"):
+        for key in ("database_url", "kafka_bootstrap", "connect_url"):  # connect_url: `local up --connect`
             values.setdefault(key, running.get(key))
     values = {k: v for k, v in values.items() if v is not None}
     try:

@@ -46,6 +46,9 @@ log = logging.getLogger("snapsync.export")
 #: The key of the exporter's probe row in ``snapsync_heartbeat`` (the capture's own rows are
 #: keyed by connector name; a connector may not be called this).
 PROBE = "watermark-probe"
+#: Seconds between probe rows while waiting (a capture that moves its committed position only
+#: when a later transaction arrives gets one this often), and between checks.
+PROBE_EVERY, POLL = 0.5, 0.05
 
 
 @dataclass(frozen=True)
@@ -137,7 +140,7 @@ def wait_for_watermark(settings: Settings, cutoff: dt.datetime, timeout: float) 
        end after it, P, lies after every transaction committed before (so after every
        change committed at or before the cutoff);
     3. the capture's committed position must reach P: every earlier change is then on the
-       broker. A probe is written again each second, so a capture that only moves its
+       broker. A probe is written again every half second, so a capture that only moves its
        position when a later transaction arrives (Debezium) gets one;
     4. the change topics' end offsets read at that moment must be reached by the deltas
        stage's durable progress (``snapsync_delta_progress``).
@@ -154,24 +157,28 @@ def wait_for_watermark(settings: Settings, cutoff: dt.datetime, timeout: float) 
     deadline = time.monotonic() + timeout
     probe: tuple[SourcePosition, dt.datetime] | None = None
     ends: dict[tuple[str, int], int] | None = None
+    next_probe = 0.0  # a probe is written at most every PROBE_EVERY seconds, checked every POLL
+    said = ("", 0.0)
     with connect(settings.db) as conn:
         ensure_control_tables(conn)
         while True:
-            if ends is None:
+            now = time.monotonic()
+            if ends is None and now >= next_probe:
                 latest = _write_probe(conn)
+                next_probe = now + PROBE_EVERY
                 if probe is None and latest[1] >= cutoff:
                     probe = latest
                 if probe is None:
                     reason = f"the cutoff is ahead of the source's clock ({latest[1]:%Y-%m-%d %H:%M:%S} UTC)"
+            if ends is None and probe is not None:
+                at, why = capture_position(conn, settings)
+                if at is None:
+                    reason = why
+                elif at.key() < probe[0].key():
+                    reason = (f"capture has committed up to {at.file}:{at.pos}, "
+                              f"not yet {probe[0].file}:{probe[0].pos}")
                 else:
-                    at, why = capture_position(conn, settings)
-                    if at is None:
-                        reason = why
-                    elif at.key() < probe[0].key():
-                        reason = (f"capture has committed up to {at.file}:{at.pos}, "
-                                  f"not yet {probe[0].file}:{probe[0].pos}")
-                    else:
-                        ends = end_offsets(settings.kafka_bootstrap, topics)
+                    ends = end_offsets(settings.kafka_bootstrap, topics)
             if ends is not None:
                 done = _staged(conn)
                 behind = [f"{t}[{p}] at {done.get((t, p), 0)} of {end}" for (t, p), end in sorted(ends.items())
@@ -183,8 +190,10 @@ def wait_for_watermark(settings: Settings, cutoff: dt.datetime, timeout: float) 
             if time.monotonic() >= deadline:
                 raise RetriableError(f"incremental package for cutoff {cutoff:%Y-%m-%d %H:%M} UTC not built: "
                                      f"{reason}. It is never delivered early; try again once the pipeline caught up.")
-            log.info("waiting for the watermark of %s: %s", cutoff, reason)
-            time.sleep(1.0 if ends is None else 0.2)
+            if reason != said[0] or now - said[1] >= 5.0:
+                log.info("waiting for the watermark of %s: %s", cutoff, reason)
+                said = (reason, now)
+            time.sleep(POLL)
 
 
 @dataclass

@@ -1,7 +1,9 @@
 """``snapsync demo``: the main job on the local default, end to end.
 
 Starts the local stack, seeds a small practice database, and runs each stage of the
-pipeline that exists, printing what it did and where the results are.
+pipeline that exists, printing what it did and where the results are. With ``debezium``,
+capture is done by Debezium on a local Kafka Connect worker (``snapsync/demo_debezium.py``)
+instead of the embedded capture.
 """
 
 from __future__ import annotations
@@ -30,11 +32,21 @@ def _wait(cond, timeout: float) -> None:
         time.sleep(0.1)
 
 
-def run_demo(home: Path, say: Callable[[str], None], customers: int = 3, scale: float = 0.01) -> dict:
-    """Run the demo; returns a summary (paths, counts)."""
+def _edit_patients(settings) -> int:
+    with connect(settings.db, autocommit=True) as conn:
+        cur = conn.cursor()
+        cur.execute("UPDATE patient SET city = 'Albany' WHERE customer_id = 1 ORDER BY id LIMIT 3")
+        return cur.rowcount
+
+
+def run_demo(home: Path, say: Callable[[str], None], customers: int = 3, scale: float = 0.01,
+             debezium: bool = False) -> dict:
+    """Run the demo; returns a summary (paths, counts). ``debezium``: capture by Debezium on the
+    local Kafka Connect worker (started with the stack) instead of the embedded capture."""
     stack = LocalStack(home)
-    st = stack.up()
-    say(f"1. local stack up: MariaDB {st.database_url} (binlog ROW/FULL), Tansu broker {st.kafka_bootstrap}")
+    st = stack.up(connect=debezium)
+    say(f"1. local stack up: MariaDB {st.database_url} (binlog ROW/FULL), Tansu broker {st.kafka_bootstrap}"
+        + (f", Kafka Connect {st.connect_url}" if debezium else ""))
     settings = load_settings(None, database_url=st.database_url, kafka_bootstrap=st.kafka_bootstrap, home=str(home))
     ensure_database(settings.db)
     with connect(settings.db) as conn:
@@ -46,21 +58,31 @@ def run_demo(home: Path, say: Callable[[str], None], customers: int = 3, scale: 
     # 3. Change capture: initial snapshot into Kafka, then a few edits streamed.
     import threading
 
+    topics = change_topic(settings.topic_prefix, settings.db.database, '<table>')
+    dbz = None
+    if debezium:
+        from snapsync.demo_debezium import DebeziumCapture
 
-    cap = Capture(settings, connector="demo", heartbeat_interval=0.2, commit_interval=0.2)
-    cap_thread = threading.Thread(target=lambda: cap.run(resnapshot=True, install_signals=False), daemon=True)
-    cap_thread.start()
-    _wait(lambda: cap.stats.snapshot_rows > 0 and cap.stats.heartbeats > 0, 120)
-    with connect(settings.db, autocommit=True) as conn:
-        cur = conn.cursor()
-        cur.execute("UPDATE patient SET city = 'Albany' WHERE customer_id = 1 ORDER BY id LIMIT 3")
-        edited = cur.rowcount
-    _wait(lambda: cap.stats.streamed_rows >= edited, 60)
-    cap.stop_event.set()
-    cap_thread.join(30)
-    say(f"3. captured {cap.stats.snapshot_rows:,} rows (initial snapshot) and {cap.stats.streamed_rows} "
-        f"streamed change(s) into topics {change_topic(settings.topic_prefix, settings.db.database, '<table>')}")
-    summary["captured"] = cap.stats.snapshot_rows + cap.stats.streamed_rows
+        dbz = DebeziumCapture(settings, st.connect_url or "")
+        dbz.start()
+        snapshot_rows = dbz.wait_snapshot()
+        streamed = dbz.wait_changes("patient", "u", _edit_patients(settings))
+        say(f"3. Debezium (connector {dbz.name} on Kafka Connect {st.connect_url}) captured {snapshot_rows:,} rows "
+            f"(initial snapshot) and {streamed} streamed change(s) into topics {topics}; it keeps running "
+            f"(`snapsync connector status --name {dbz.name}`)")
+        summary.update(captured=snapshot_rows + streamed, connector=dbz.name, connect_url=st.connect_url)
+    else:
+        cap = Capture(settings, connector="demo", heartbeat_interval=0.2, commit_interval=0.2)
+        cap_thread = threading.Thread(target=lambda: cap.run(resnapshot=True, install_signals=False), daemon=True)
+        cap_thread.start()
+        _wait(lambda: cap.stats.snapshot_rows > 0 and cap.stats.heartbeats > 0, 120)
+        edited = _edit_patients(settings)
+        _wait(lambda: cap.stats.streamed_rows >= edited, 60)
+        cap.stop_event.set()
+        cap_thread.join(30)
+        say(f"3. captured {cap.stats.snapshot_rows:,} rows (initial snapshot) and {cap.stats.streamed_rows} "
+            f"streamed change(s) into topics {topics}")
+        summary["captured"] = cap.stats.snapshot_rows + cap.stats.streamed_rows
 
     # 4. A full snapshot delivery per customer of account 1, as .DAT files.
 
@@ -79,9 +101,10 @@ def run_demo(home: Path, say: Callable[[str], None], customers: int = 3, scale: 
     for g in sync_groups.load_groups_for(settings, 1):
         sync_groups.delete_group(settings, g.group_id)
     group, _copied = data_sync.create_group(settings, customers[0], tuple(customers[1:2]), ("codes",), "override")
-    cap = Capture(settings, connector="demo", heartbeat_interval=0.2, commit_interval=0.2)
-    cap_thread = threading.Thread(target=lambda: cap.run(install_signals=False), daemon=True)
-    cap_thread.start()
+    if dbz is None:  # Debezium keeps running; the embedded capture starts again from its position
+        cap = Capture(settings, connector="demo", heartbeat_interval=0.2, commit_interval=0.2)
+        cap_thread = threading.Thread(target=lambda: cap.run(install_signals=False), daemon=True)
+        cap_thread.start()
     log = (home / "demo-worker.log").resolve()
     worker = spawn_worker(settings, log, timeout=120)
     try:
@@ -103,8 +126,11 @@ def run_demo(home: Path, say: Callable[[str], None], customers: int = 3, scale: 
         summary["synced_code"] = code
     finally:
         stop_pid(worker.pid, grace=20)
-        cap.stop_event.set()
-        cap_thread.join(30)
+        if dbz is None:
+            cap.stop_event.set()
+            cap_thread.join(30)
+        else:
+            dbz.close()
 
     # 6. The Services web app, in the background: account 1's Auth Rep signs in there.
     web = start_services_web(stack, settings, customers)

@@ -25,6 +25,7 @@ from snapsync.schemas.errors import FatalError
 DEFAULT_DB_PORT = 3307
 DEFAULT_KAFKA_PORT = 19092
 DEFAULT_WEB_PORT = 8000
+DEFAULT_CONNECT_PORT = 8083
 DATABASE = "practice"
 
 
@@ -207,6 +208,10 @@ class StackState:
     kafka_port: int
     database_url: str
     kafka_bootstrap: str
+    #: The Kafka Connect worker of ``local up --connect`` (None when it was not asked for).
+    connect_pid: int | None = None
+    connect_port: int | None = None
+    connect_url: str | None = None
 
 
 class LocalStack:
@@ -225,30 +230,44 @@ class LocalStack:
     def status(self) -> dict:
         st = self.state()
         if st is None:
-            return {"running": False, "database": "down", "broker": "down"}
+            return {"running": False, "database": "down", "broker": "down", "connect": "off"}
         db_up = _alive(st.db_pid) and _port_open(st.db_port)
         kafka_up = _alive(st.kafka_pid) and _port_open(st.kafka_port)
+        if st.connect_pid:
+            connect_up = _alive(st.connect_pid) and _port_open(st.connect_port or 0)
+            connect = "up" if connect_up else "down"
+        else:
+            connect_up, connect = True, "off"  # not asked for: `local up --connect` starts it
         return {
-            "running": db_up and kafka_up,
+            "running": db_up and kafka_up and connect_up,
             "database": "up" if db_up else "down",
             "broker": "up" if kafka_up else "down",
+            "connect": connect,
             "database_url": st.database_url,
             "kafka_bootstrap": st.kafka_bootstrap,
+            "connect_url": st.connect_url,
             "db_pid": st.db_pid,
             "kafka_pid": st.kafka_pid,
+            "connect_pid": st.connect_pid,
             "web": (self.web_state() or {}).get("url", "down"),
             "folder": str(self.root),
         }
 
-    def up(self, db_port: int | None = None, kafka_port: int | None = None) -> StackState:
-        """Start whatever is not running; idempotent."""
+    def up(self, db_port: int | None = None, kafka_port: int | None = None, *, connect: bool = False,
+           connect_port: int | None = None) -> StackState:
+        """Start whatever is not running; idempotent. ``connect`` also starts a Kafka Connect
+        worker with the Debezium connector (``snapsync.connect_worker``; about 4 s, 250-400 MB):
+        asked for on a running stack without one, it is added beside it."""
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         current = self.state()
         st = self.status()
         if current and st["running"]:
-            return current
+            if not connect or current.connect_pid:
+                return current
+            return self._save(self._start_connect(current, connect_port))
         if current:
-            # A half-up stack (one part died): stop the rest, start both afresh on the same data.
+            # A half-up stack (one part died): stop the rest, start afresh on the same data.
+            connect = connect or bool(current.connect_pid)
             self.down()
         db = MariaDB(self.root / "mariadb" / "data", free_port(db_port or DEFAULT_DB_PORT))
         db.start()
@@ -259,10 +278,31 @@ class LocalStack:
             stop_pid(db.pid or 0)
             raise
         state = StackState(db.pid or 0, db.port, broker.pid or 0, broker.port, db.url, broker.bootstrap)
+        if connect:
+            try:
+                state = self._start_connect(state, connect_port)
+            except Exception:
+                stop_pid(broker.pid or 0)
+                stop_pid(db.pid or 0, grace=30)
+                raise
+        return self._save(state)
+
+    def _start_connect(self, state: StackState, port: int | None) -> StackState:
+        from dataclasses import replace
+
+        from snapsync.connect_worker import ConnectWorker
+
+        # The broker keeps topics in memory: a new broker means new Connect topics anyway.
+        worker = ConnectWorker(self.root / "connect", free_port(port or DEFAULT_CONNECT_PORT), state.kafka_bootstrap)
+        worker.start()
+        return replace(state, connect_pid=worker.pid, connect_port=worker.port, connect_url=worker.url)
+
+    def _save(self, state: StackState) -> StackState:
         tmp = self.state_file.with_suffix(".tmp")
         tmp.write_text(json.dumps({
             "state": asdict(state),
-            "settings": {"database_url": state.database_url, "kafka_bootstrap": state.kafka_bootstrap},
+            "settings": {"database_url": state.database_url, "kafka_bootstrap": state.kafka_bootstrap,
+                         **({"connect_url": state.connect_url} if state.connect_url else {})},
         }, indent=2))
         os.replace(tmp, self.state_file)
         return state
@@ -315,11 +355,14 @@ class LocalStack:
         return True
 
     def down(self) -> bool:
-        """Stop the web app (if the demo started it) and both servers; True when something was running."""
+        """Stop the web app (if the demo started it), the Connect worker and both servers; True when
+        something was running."""
         web = self.stop_web()
         st = self.state()
         if st is None:
             return web
+        if st.connect_pid:
+            stop_pid(st.connect_pid, grace=20)  # before the broker it keeps its topics on
         stop_pid(st.kafka_pid)
         stop_pid(st.db_pid, grace=30)
         self.state_file.unlink(missing_ok=True)

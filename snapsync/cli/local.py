@@ -9,33 +9,44 @@ import typer
 
 from snapsync.cli.common import ConfigOpt, JsonOpt, home_dir, out
 
-app = typer.Typer(help="The local stack: private MariaDB (binlog on) and Tansu broker on loopback.",
-                  no_args_is_help=True)
+app = typer.Typer(help="The local stack: private MariaDB (binlog on) and Tansu broker on loopback; "
+                  "with --connect, a Kafka Connect worker with Debezium too.", no_args_is_help=True)
+
 
 @app.command("up")
 def local_up(
     db_port: Annotated[Optional[int], typer.Option(help="Preferred MariaDB port (default 3307, or a free one).")] = None,
     kafka_port: Annotated[Optional[int], typer.Option(help="Preferred broker port (default 19092, or a free one).")] = None,
+    connect: Annotated[bool, typer.Option(
+        "--connect", help="Also start a Kafka Connect worker with the Debezium MySQL connector (Java, about "
+        "250-400 MB; `snapsync connector ...` then uses it). Added to a running stack too.")] = False,
+    connect_port: Annotated[Optional[int], typer.Option(
+        help="Preferred Kafka Connect REST port (default 8083, or a free one).")] = None,
     config: ConfigOpt = None,
     json_: JsonOpt = False,
 ) -> None:
-    """Start the private MariaDB (binlog ROW/FULL) and the Tansu broker on loopback."""
+    """Start the private MariaDB (binlog ROW/FULL) and the Tansu broker on loopback (and Kafka Connect
+    with --connect)."""
     from snapsync.local import LocalStack
 
     stack = LocalStack(home_dir(config))
-    st = stack.up(db_port, kafka_port)
+    st = stack.up(db_port, kafka_port, connect=connect, connect_port=connect_port)
     if json_:
         print(json.dumps(stack.status()))
         return
-    out.print(f"local stack up in {stack.root} (MariaDB pid {st.db_pid}, Tansu pid {st.kafka_pid})")
+    worker = f", Kafka Connect pid {st.connect_pid}" if st.connect_pid else ""
+    out.print(f"local stack up in {stack.root} (MariaDB pid {st.db_pid}, Tansu pid {st.kafka_pid}{worker})")
     out.print(f"export SNAPSYNC_DATABASE_URL={st.database_url}")
     out.print(f"export SNAPSYNC_KAFKA_BOOTSTRAP={st.kafka_bootstrap}")
+    if st.connect_url:
+        out.print(f"export SNAPSYNC_CONNECT_URL={st.connect_url}", soft_wrap=True)
     out.print("(commands run from this folder use these settings without the exports)")
 
 
 @app.command("down")
 def local_down(config: ConfigOpt = None) -> None:
-    """Stop the local stack (data stays on disk; the broker's topics are memory-only and go)."""
+    """Stop the local stack, Kafka Connect included (data stays on disk; the broker's topics are
+    memory-only and go)."""
     from snapsync.local import LocalStack
 
     stack = LocalStack(home_dir(config))
@@ -44,7 +55,8 @@ def local_down(config: ConfigOpt = None) -> None:
 
 @app.command("status")
 def local_status(config: ConfigOpt = None, json_: JsonOpt = False) -> None:
-    """Show whether the local database and broker are running, and their settings."""
+    """Show whether the local database, broker and Kafka Connect worker are running, and their settings
+    (exit 1 when a part is down)."""
     from snapsync.local import LocalStack
 
     st = LocalStack(home_dir(config)).status()

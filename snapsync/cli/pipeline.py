@@ -28,11 +28,17 @@ def register(app: typer.Typer) -> None:
         app.command()(fn)
 
 
-def demo(config: ConfigOpt = None, json_: JsonOpt = False) -> None:
+def demo(
+    debezium: Annotated[bool, typer.Option(
+        "--debezium", help="Capture with Debezium on a local Kafka Connect worker (started with the stack; Java, "
+        "about 400 MB) instead of the embedded capture (docs/connector.md).")] = False,
+    config: ConfigOpt = None,
+    json_: JsonOpt = False,
+) -> None:
     """Run the whole pipeline on the local default stack and print where the results are."""
     from snapsync.demo import run_demo
 
-    summary = run_demo(home_dir(config), say=(lambda m: None) if json_ else out.print)
+    summary = run_demo(home_dir(config), say=(lambda m: None) if json_ else out.print, debezium=debezium)
     if json_:
         print(json.dumps(summary))
 

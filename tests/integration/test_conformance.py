@@ -210,9 +210,9 @@ def recording(base_settings, connect):
     config = render(dbz_s, name=connector, server_id=5400 + uuid.uuid4().int % 1000)["config"]
     # Kafka Connect's JsonConverter writes a column's DEFAULT in place of a NULL unless told not
     # to (replace.null.with.default, true by default in Connect 3.9): NULL in a column declared
-    # DEFAULT 'x' would arrive as "x". The rendered config must carry this (docs/capture.md);
-    # until it does, the test adds it. test_json_converter_null_with_default shows the difference.
-    config.setdefault(NULL_AS_NULL[0], NULL_AS_NULL[1])
+    # DEFAULT 'x' would arrive as "x". The rendered config carries this (connectors/debezium.py
+    # FIXED); test_json_converter_null_with_default shows it on the rendered config as it is.
+    assert config.get(NULL_AS_NULL[0]) == NULL_AS_NULL[1]
     with CaptureThread(emb_s, f"emb-{name}"):
         r = requests.put(f"{connect.url}/connectors/{connector}/config", json=config, timeout=30)
         assert r.status_code in (200, 201), r.text[:500]
@@ -461,9 +461,9 @@ def _diff(a: Any, b: Any, path: str = "") -> list[str]:
 
 
 def test_json_converter_null_with_default(base_settings, connect):
-    """The rendered config as it is: a NULL in a column with a DEFAULT arrives as the default
-    (Kafka Connect's ``replace.null.with.default``), where the embedded capture writes null.
-    When the rendered config carries ``replace.null.with.default=false`` it arrives as null."""
+    """The rendered config as it is: a NULL in a column with a DEFAULT arrives as null, as the
+    embedded capture writes it (without ``value.converter.replace.null.with.default=false``,
+    Kafka Connect's JsonConverter writes the column's default instead)."""
     name = f"nul{uuid.uuid4().hex[:8]}"
     s = settings_for(base_settings, name, topic_prefix=f"dbz{name}")
     ensure_database(s.db)
@@ -473,7 +473,6 @@ def test_json_converter_null_with_default(base_settings, connect):
                 "UPDATE appt_type SET t_added = NULL WHERE id = 1"])
     connector = f"dbz-{name}"
     config = render(s, name=connector, server_id=6400 + uuid.uuid4().int % 1000)["config"]
-    fixed = config.get(NULL_AS_NULL[0]) == NULL_AS_NULL[1]
     topic = change_topic(s.topic_prefix, name, "appt_type")
     r = requests.put(f"{connect.url}/connectors/{connector}/config", json=config, timeout=30)
     assert r.status_code in (200, 201), r.text[:500]
@@ -486,4 +485,4 @@ def test_json_converter_null_with_default(base_settings, connect):
         value = _wait_for("Debezium's snapshot of appt_type", first_row, timeout=120, every=1)
     finally:
         requests.delete(f"{connect.url}/connectors/{connector}", timeout=30)
-    assert value["after"]["t_added"] == (None if fixed else "dflt")
+    assert value["after"]["t_added"] is None
