@@ -18,14 +18,13 @@ Labelled by the connector name (several captures may run against one server).
 from __future__ import annotations
 
 import collections
-import threading
 import time
 import weakref
 
 from prometheus_client import REGISTRY
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from snapsync.connectors.metrics import Health
+from snapsync.connectors.metrics import Health, PeriodicMonitor
 
 STATES = ("starting", "snapshot", "streaming", "paused", "stopped", "failed")
 
@@ -37,32 +36,20 @@ def _file_number(name: str | None) -> int:
         return 0
 
 
-class CaptureMonitor:
+class CaptureMonitor(PeriodicMonitor):
     """Watches one running ``Capture``: samples its event count every second for the rate,
     and gives the health checks of its metrics port."""
 
     WINDOW = 10.0
 
     def __init__(self, capture, *, stall_after: float = 30.0) -> None:
+        super().__init__(_COLLECTOR, "capture-rate", 1.0)
         self.capture = capture
         self.stall_after = stall_after
         self.samples: collections.deque = collections.deque(maxlen=int(self.WINDOW) + 1)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, name="capture-rate", daemon=True)
 
-    def start(self) -> CaptureMonitor:
-        _COLLECTOR.monitors.add(self)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        _COLLECTOR.monitors.discard(self)
-
-    def _sample(self) -> None:
-        while not self._stop.is_set():
-            self.samples.append((time.monotonic(), self.capture.stats.streamed_rows))
-            self._stop.wait(1.0)
+    def tick(self) -> None:
+        self.samples.append((time.monotonic(), self.capture.stats.streamed_rows))
 
     def rate(self) -> float:
         if len(self.samples) < 2:

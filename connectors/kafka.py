@@ -27,6 +27,16 @@ def producer(bootstrap: str, **overrides) -> Producer:
     return Producer(conf)
 
 
+def check_reachable(bootstrap: str, timeout: float = 10.0, *, why: str = "") -> None:
+    """Raise a clear RetriableError when no broker of ``bootstrap`` answers within ``timeout``."""
+    try:
+        AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=timeout)
+    except KafkaException as exc:
+        raise RetriableError(f"cannot reach the Kafka broker at {bootstrap} "
+                             f"({exc.args[0].name() if exc.args else 'no answer'}): is it running?"
+                             + (f" {why}" if why else "")) from None
+
+
 def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int, *, compacted: Iterable[str] = (),
                   timeout: float = 15.0) -> None:
     """Create the topics that do not exist yet (existing ones are left as they are)."""

@@ -15,7 +15,6 @@ committed counts from the low watermark (the workers start at the earliest offse
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from prometheus_client import REGISTRY
 from prometheus_client.core import GaugeMetricFamily
 
+from snapsync.connectors.metrics import PeriodicMonitor
 from snapsync.schemas.errors import RetriableError
 
 log = logging.getLogger("snapsync.lag")
@@ -149,31 +149,20 @@ def group_lag(bootstrap: str, group: str, topics: Iterable[str], timeout: float 
     return out
 
 
-class LagMonitor:
+class LagMonitor(PeriodicMonitor):
     """Measures a group's lag every ``interval`` seconds on a daemon thread and exposes it as
     ``snapsync_consumer_lag_messages`` (with ``..._end_offset`` and ``..._committed_offset``),
     labelled by group, topic and partition. The measure runs beside the consumers it watches,
     on its own connection, so a stuck agent still shows its lag growing."""
 
     def __init__(self, bootstrap: str, group: str, topics: Iterable[str], interval: float = 5.0) -> None:
+        super().__init__(_COLLECTOR, f"lag-{group}", interval)
         self.bootstrap = bootstrap
         self.group = group
         self.topics = list(topics)
-        self.interval = interval
         self.lags: list[PartitionLag] = []
         self.measured_at: float | None = None  # monotonic
         self.error: str | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"lag-{group}", daemon=True)
-
-    def start(self) -> LagMonitor:
-        _COLLECTOR.monitors.add(self)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        _COLLECTOR.monitors.discard(self)
 
     def measure(self) -> None:
         try:
@@ -183,10 +172,7 @@ class LagMonitor:
         except Exception as exc:  # noqa: BLE001 - reported by the check; the next round tries again
             self.error = str(exc) if isinstance(exc, RetriableError) else type(exc).__name__
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.measure()
-            self._stop.wait(self.interval)
+    tick = measure
 
     def check(self) -> tuple[bool, str]:
         """Readiness: the lag could be measured recently."""

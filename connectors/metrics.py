@@ -39,6 +39,34 @@ DEAD_LETTERS = Counter("snapsync_dead_letters_total",
 Check = Callable[[], tuple[bool, str]]
 
 
+class PeriodicMonitor:
+    """A daemon thread that calls :meth:`tick` every ``interval`` seconds, registered with a
+    Prometheus collector (its ``monitors`` set) while it runs."""
+
+    def __init__(self, collector, name: str, interval: float) -> None:
+        self.interval = interval
+        self._collector = collector
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self):
+        self._collector.monitors.add(self)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._collector.monitors.discard(self)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.tick()
+            self._stop.wait(self.interval)
+
+    def tick(self) -> None:
+        raise NotImplementedError
+
+
 @dataclass
 class Health:
     """The named liveness and readiness checks of one process."""

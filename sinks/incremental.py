@@ -28,6 +28,7 @@ from pathlib import Path
 
 import orjson
 
+from snapsync.connectors.kafka import check_reachable
 from snapsync.connectors.lag import end_offsets
 from snapsync.connectors.mysql import binlog_end, connect
 from snapsync.connectors.offsets import HEARTBEAT_DDL, OFFSET_DDL
@@ -159,6 +160,7 @@ def wait_for_watermark(settings: Settings, cutoff: dt.datetime, timeout: float) 
     ends: dict[tuple[str, int], int] | None = None
     next_probe = 0.0  # a probe is written at most every PROBE_EVERY seconds, checked every POLL
     said = ("", 0.0)
+    check_reachable(settings.kafka_bootstrap, why="The incremental package needs the change topics' end offsets.")
     with connect(settings.db) as conn:
         ensure_control_tables(conn)
         while True:

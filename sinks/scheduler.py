@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from snapsync.connectors.kafka import ensure_topics
-from snapsync.connectors.mysql import connect
+from snapsync.connectors.mysql import connect, is_transient
 from snapsync.control import claims, deliveries, snapshot_settings
 from snapsync.control.notifications import notify
 from snapsync.control.tables import ensure_control_tables

@@ -111,3 +111,22 @@ def read_reasons(s) -> list[str]:
         return reasons
     finally:
         c.close()
+
+
+def test_an_incremental_slot_whose_watermark_is_not_reached_is_queued_again_not_failed(base_settings):
+    """A passing failure (no capture has reached the cutoff yet) releases the claim for the
+    next round instead of recording a failed delivery (on the main of 2026-11-24 this path
+    raised NameError and the slot was marked failed)."""
+    import pytest
+
+    from snapsync.control import claims, snapshot_settings
+    from snapsync.schemas.errors import RetriableError
+    from snapsync.sinks.scheduler import run_job
+
+    s = accounts_db(base_settings, "ops_transient", 1)
+    cfg = snapshot_settings.configure(s, 1, who="test-setup", kind="incremental")
+    with pytest.raises(RetriableError, match="never delivered early"):
+        run_job(s, cfg, DAY, "test-owner")
+    with connect(s.db) as conn:
+        assert claims.states(conn, DAY)[(1, "incremental")]["state"] == "queued"
+    assert q(s, "SELECT COUNT(*) FROM snapsync_delivery WHERE status = 'delivered'")[0][0] == 0
