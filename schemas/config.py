@@ -12,6 +12,9 @@ Keys (environment name / config-file key):
   watermark reads that capture's committed position
 * ``SNAPSYNC_CONNECTOR`` / ``connector`` - the capture's name: the embedded capture's stored
   position and heartbeat row, or the Debezium connector's name on Kafka Connect; default ``snapsync``
+* ``SNAPSYNC_DECODER`` / ``decoder`` - the embedded capture's binlog decoder: ``python``
+  (``mysql-replication``, the default) or ``native`` (``mysql-event-stream``'s C++ core, the
+  optional extra ``snapsync[native]``); the events are the same
 * ``SNAPSYNC_CONNECT_URL`` / ``connect_url`` - Kafka Connect's REST URL (``http://host:8083``);
   needed with ``capture = "debezium"``
 
@@ -117,6 +120,7 @@ class Settings(BaseSettings):
     home: Path = Path(".snapsync")
     capture: Literal["embedded", "debezium"] = "embedded"
     connector: str = Field("snapsync", pattern=r"^[A-Za-z0-9_.\-]{1,64}$")
+    decoder: Literal["python", "native"] = "python"
     connect_url: str | None = Field(None, pattern=r"^https?://[^\s/]+(/[^\s]*)?$")
 
     @field_validator("database_url")
