@@ -43,6 +43,8 @@ from pymysqlreplication.event import (
 from pymysqlreplication.packet import BinLogPacketWrapper
 from pymysqlreplication.row_event import RowsEvent, TableMapEvent
 
+from snapsync.schemas.errors import ConfigError, RetriableError
+
 try:  # optional: pip install 'snapsync[native]'
     from mysql_event_stream import BinlogClient, CdcEngine, EventType
 except ImportError:  # pragma: no cover - depends on the environment
@@ -220,6 +222,28 @@ _CONTROL = {TableMapEvent, MariadbGtidEvent, GtidEvent, XidEvent, QueryEvent, Ro
 _OPS = None
 
 
+#: The library's error codes of a replica connection that failed or dropped (the server went
+#: away or restarted): passing, like mysql-replication's OperationalError; 401 is a refused login.
+_PASSING_CODES = {400, 403, 404}
+
+
+def _replica_call(fn: Callable, *args: Any) -> Any:
+    """``fn(*args)`` of the replica client, its failures in the project's terms (no message text
+    of the library is kept: it may quote server replies)."""
+    try:
+        return fn(*args)
+    except ConnectionError:
+        raise  # MesConnectionError: already a passing failure (is_transient)
+    except RuntimeError as exc:
+        code = int(getattr(exc, "code", 0) or 0)
+        if code in _PASSING_CODES:
+            raise RetriableError(f"the binlog connection to the database was lost (native decoder, code {code})") from None
+        if code == 401:
+            raise ConfigError("the database refused the binlog connection's login: check the capture user's "
+                              "password and its REPLICATION SLAVE grant") from None
+        raise
+
+
 class NativeBinlogReader:
     """A replica reading from ``log_file:log_pos``; :meth:`fetchone` gives the next event capture
     needs: ``mysql-replication``'s control events, :class:`NativeRowsEvent` for rows, None when
@@ -243,8 +267,8 @@ class NativeBinlogReader:
         self._client = BinlogClient(host=host, port=port, user=user, password=password, server_id=server_id,
                                     start_binlog_file=log_file, start_binlog_position=log_pos, ssl_mode=0,
                                     read_timeout_s=10)
-        self._client.connect()
-        self._client.start()
+        _replica_call(self._client.connect)
+        _replica_call(self._client.start)
 
     def close(self) -> None:
         self._client.close()
@@ -252,7 +276,7 @@ class NativeBinlogReader:
 
     def fetchone(self) -> Any:
         if not self._pending:
-            self._pending.extend(self._client.poll_batch(256))
+            self._pending.extend(_replica_call(self._client.poll_batch, 256))
         res = self._pending.popleft()
         if res.data is None:
             return None

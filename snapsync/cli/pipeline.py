@@ -106,7 +106,7 @@ def capture(
     partitions: Annotated[int, typer.Option(help="Partitions of the change topics created.", min=1)] = 3,
     heartbeat_interval: Annotated[float, typer.Option(help="Seconds between heartbeats (0: none).", min=0)] = 1.0,
     commit_interval: Annotated[float, typer.Option(help="Seconds between flush-and-store of the restart point.", min=0.05)] = 1.0,
-    decoder: Annotated[Optional[str], typer.Option(help="Binlog decoder: python (mysql-replication) or native (mysql-event-stream, pip install 'snapsync[native]'); default: the decoder setting (python).")] = None,
+    decoder: Annotated[Optional[str], typer.Option(help="Binlog decoder: native (mysql-event-stream's C++ core) or python (mysql-replication); default: the decoder setting (native).")] = None,
     resnapshot: Annotated[bool, typer.Option("--resnapshot", help="Forget the stored position and take a new initial snapshot.")] = False,
     metrics_port: MetricsPortOpt = None,
     metrics_host: MetricsHostOpt = "127.0.0.1",
