@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import queue
 import struct
+import threading
 from collections import deque
 from functools import lru_cache
 from typing import Any, Callable
@@ -222,6 +224,9 @@ _CONTROL = {TableMapEvent, MariadbGtidEvent, GtidEvent, XidEvent, QueryEvent, Ro
 _OPS = None
 
 
+#: Longest wait of :meth:`NativeBinlogReader.fetchone` for an event before it returns None.
+IDLE = 0.1
+
 #: The library's error codes of a replica connection that failed or dropped (the server went
 #: away or restarted): passing, like mysql-replication's OperationalError; 401 is a refused login.
 _PASSING_CODES = {400, 403, 404}
@@ -269,14 +274,44 @@ class NativeBinlogReader:
                                     read_timeout_s=10)
         _replica_call(self._client.connect)
         _replica_call(self._client.start)
+        # The client's poll blocks until an event or the server's heartbeat (seconds apart on an
+        # idle binlog); capture's loop must turn at least every IDLE seconds (its own heartbeat
+        # row, the restart point, stop): a thread polls, the loop waits on the queue.
+        self._batches: queue.Queue = queue.Queue(maxsize=64)
+        self._closing = threading.Event()
+        self._poller = threading.Thread(target=self._poll, name="native-binlog", daemon=True)
+        self._poller.start()
+
+    def _poll(self) -> None:
+        while not self._closing.is_set():
+            try:
+                batch: Any = _replica_call(self._client.poll_batch, 256)
+            except BaseException as exc:  # noqa: BLE001 - handed to the capture loop, in order
+                batch = exc
+            while not self._closing.is_set():
+                try:
+                    self._batches.put(batch, timeout=0.2)
+                    break
+                except queue.Full:
+                    continue
+            if isinstance(batch, BaseException):
+                return
 
     def close(self) -> None:
+        self._closing.set()
         self._client.close()
+        self._poller.join(5)
         self._engine.close()
 
     def fetchone(self) -> Any:
         if not self._pending:
-            self._pending.extend(_replica_call(self._client.poll_batch, 256))
+            try:
+                batch = self._batches.get(timeout=IDLE)
+            except queue.Empty:
+                return None
+            if isinstance(batch, BaseException):
+                raise batch
+            self._pending.extend(batch)
         res = self._pending.popleft()
         if res.data is None:
             return None
