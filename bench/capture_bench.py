@@ -25,7 +25,8 @@ broker) and steady (between the 10% and the 90% event: leaves out start-up, and 
 paused Debezium had already read into its queue). The headline ratio is embedded / Debezium.
 
 Run: ``.venv/bin/python -m bench.capture_bench`` (or ``make bench``). ``SNAPSYNC_BENCH_CAPTURE_ROWS``
-changes the number of row changes (default 100,000).
+changes the number of row changes (default 100,000); ``SNAPSYNC_BENCH_DECODER=native`` runs the
+embedded capture with ``--decoder native`` (figures in ``bench/results/capture-native.json``).
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ from snapsync.schemas.config import Settings, load_settings
 from snapsync.schemas.topics import change_topic
 
 ROWS = int(os.environ.get("SNAPSYNC_BENCH_CAPTURE_ROWS", "100000"))
+#: The embedded capture's binlog decoder (``--decoder``): python or native.
+DECODER = os.environ.get("SNAPSYNC_BENCH_DECODER", "python")
 BATCH = 1000
 PARTITIONS = 3
 #: The bench gives up on a path when no event arrived for this long (a guard, not a measure).
@@ -299,7 +302,7 @@ def compare(base: Settings, run: str) -> dict:
         t0 = time.perf_counter()
         capture = subprocess.Popen(
             [str(Path(sys.executable).with_name("snapsync")), "capture", "--connector", "bench-embedded",
-             "--partitions", str(PARTITIONS)], env=env, stdout=log, stderr=subprocess.STDOUT)
+             "--partitions", str(PARTITIONS), "--decoder", DECODER], env=env, stdout=log, stderr=subprocess.STDOUT)
         emb_count.wait_for(n, t0, on_event=lambda mark: cpu_at.__setitem__(mark, cpu_seconds(capture.pid)))
         emb = emb_count.result(n, cpu_at["last"], {
             "cpu_s_from_first_event": round(cpu_at["last"] - cpu_at["first"], 2), **side_cpu(before)})
@@ -327,7 +330,8 @@ def compare(base: Settings, run: str) -> dict:
 
 
 def sustained(s: Settings, rate: int, seconds: float) -> dict:
-    cap = Capture(s, connector="bench-live", heartbeat_interval=0.1, commit_interval=0.5, measure_lag=True)
+    cap = Capture(s, connector="bench-live", heartbeat_interval=0.1, commit_interval=0.5, measure_lag=True,
+                  decoder=DECODER)
     with connect(s.db) as ctl:
         pos = master(ctl)
         OffsetStore(ctl, "bench-live").save(StoredOffset(pos[0], pos[1], None, True))
@@ -367,11 +371,11 @@ def main() -> None:
     s = bench_settings(topic_prefix="benchcap")
     run = str(int(time.time()) % 1_000_000)
     load_before = os.getloadavg()[0]  # other work on the machine skews both paths: reported
-    result = compare(s, run)
+    result = {"decoder": DECODER, **compare(s, run)}
     result["sustained_embedded"] = sustained(s, rate=int(result["raw_binlog_read"]["rows_per_s"] / 2), seconds=15)
     result["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0],
                          "load_1min_before": round(load_before, 2), "load_1min_after": round(os.getloadavg()[0], 2)}
-    report("capture", result)
+    report("capture" if DECODER == "python" else f"capture-{DECODER}", result)
     d, e = result["debezium_connect"], result["embedded"]
     print(f"capture of {result['row_changes']:,} row changes: embedded {e['rows_per_s']:,} rows/s ({e['cpu_s']} CPU s) "
           f"vs Debezium through Connect {d['rows_per_s']:,} rows/s ({d['cpu_s']} CPU s): "

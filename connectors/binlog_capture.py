@@ -38,8 +38,6 @@ from typing import Any
 
 import pymysql
 import pymysql.cursors
-from pymysqlreplication import BinLogStreamReader
-from pymysqlreplication.constants import FIELD_TYPE
 from pymysqlreplication.event import (
     GtidEvent,
     HeartbeatLogEvent,
@@ -48,9 +46,11 @@ from pymysqlreplication.event import (
     RotateEvent,
     XidEvent,
 )
-from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
+from pymysqlreplication.row_event import UpdateRowsEvent, WriteRowsEvent
 
+from snapsync.connectors import native_decoder
 from snapsync.connectors.kafka import ensure_topics, producer
+from snapsync.connectors.python_decoder import column_encoders, open_reader
 from snapsync.connectors.mysql import (
     CAPTURE_GRANTS,
     binlog_files,
@@ -71,7 +71,9 @@ from snapsync.schemas.topics import change_topic, dead_letter_topic, heartbeat_t
 
 log = logging.getLogger("snapsync.capture")
 
-_FSP_TYPES = {FIELD_TYPE.DATETIME2, FIELD_TYPE.TIMESTAMP2, FIELD_TYPE.TIME2}
+#: The binlog decoders capture can use (``snapsync capture --decoder``).
+DECODERS = ("python", "native")
+
 
 
 def snapshot_marker(*, first_table: bool, last_table: bool, first_row: bool, last_row: bool) -> str:
@@ -124,11 +126,21 @@ class Capture:
         heartbeat_interval: seconds between heartbeat writes (0 disables them).
         commit_interval: seconds between flush-and-store of the restart point.
         measure_lag: keep commit-to-ack lag samples (benchmarks).
+        decoder: ``python`` (``mysql-replication``) or ``native`` (``mysql-event-stream``'s C++
+            core decodes the rows: ``connectors/native_decoder.py``); default: the ``decoder`` setting.
+            Same events either way.
     """
 
     def __init__(self, settings: Settings, *, connector: str = "snapsync", server_id: int | None = None,
                  partitions: int = 3, heartbeat_interval: float = 1.0, commit_interval: float = 1.0,
-                 measure_lag: bool = False) -> None:
+                 measure_lag: bool = False, decoder: str | None = None) -> None:
+        decoder = decoder or settings.decoder
+        if decoder not in DECODERS:
+            raise ConfigError(f"unknown decoder {decoder!r}: expected one of {', '.join(DECODERS)}")
+        if decoder == "native" and not native_decoder.available():
+            raise ConfigError("--decoder native needs the mysql-event-stream package "
+                              "(pip install 'snapsync[native]'); --decoder python needs nothing more")
+        self.decoder = decoder
         self.settings = settings
         self.db = settings.db.database
         self.prefix = settings.topic_prefix
@@ -320,21 +332,10 @@ class Capture:
 
     # -- streaming --------------------------------------------------------------------------
     def _binlog_encoders(self, event) -> list[tuple[str, dict[str, Any]]]:
-        cols = event.columns
-        cache_key = (event.table, tuple((c.name, c.type) for c in cols))
+        cache_key = (event.table, tuple((c.name, c.type) for c in event.columns))
         enc = self._encoders.get(cache_key)
         if enc is None:
-            enc = []
-            for c in cols:
-                kw: dict[str, Any] = {}
-                if c.type in _FSP_TYPES:
-                    kw["fsp"] = c.fsp
-                if c.type == FIELD_TYPE.TIMESTAMP2:
-                    kw["is_timestamp"] = True
-                if c.type == FIELD_TYPE.NEWDECIMAL:
-                    kw["scale"] = c.decimals
-                enc.append((c.name, kw))
-            self._encoders[cache_key] = enc
+            enc = self._encoders[cache_key] = column_encoders(event.columns)
         return enc
 
     def _write_heartbeat(self, conn) -> None:
@@ -346,18 +347,11 @@ class Capture:
 
     def stream(self, store: OffsetStore, offset: StoredOffset) -> None:
         """Stream row events from ``offset`` until stopped."""
-        db = self.settings.db
-        reader = BinLogStreamReader(
-            connection_settings={"host": db.host, "port": db.port, "user": db.user, "password": db.password},
-            server_id=self.server_id,
-            log_file=offset.file, log_pos=offset.pos, resume_stream=True, blocking=True,
-            only_events=[WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent, XidEvent, QueryEvent, RotateEvent,
-                         MariadbGtidEvent, GtidEvent, HeartbeatLogEvent],
-            only_schemas=[self.db],
-            only_tables=[*self._tables, *CAPTURE_CONTROL_TABLES],
-            slave_heartbeat=1,
-            enable_logging=False,
-        )
+        reader = open_reader(self.decoder, self.settings.db, server_id=self.server_id, log_file=offset.file,
+                             log_pos=offset.pos, schema=self.db, tables=[*self._tables, *CAPTURE_CONTROL_TABLES])
+        self._stream(store, offset, reader)
+
+    def _stream(self, store: OffsetStore, offset: StoredOffset, reader) -> None:
         hb_conn = connect(self.settings.db) if self.heartbeat_interval > 0 else None
         boundary = offset
         events_total = offset.events
@@ -426,7 +420,13 @@ class Capture:
                     self._produce(transaction_topic(self.prefix), dumps({"id": txn["id"]}),
                                   dumps({"status": "BEGIN", "id": txn["id"], "ts_ms": ev.timestamp * 1000,
                                          "event_count": None, "data_collections": None}))
-                enc = self._binlog_encoders(ev)
+                # The native decoder's rows come encoded, with their op; mysql-replication's raw.
+                native = getattr(ev, "encoded", False)
+                if native:
+                    kind = ev.op
+                else:
+                    enc = self._binlog_encoders(ev)
+                    kind = "c" if isinstance(ev, WriteRowsEvent) else "u" if isinstance(ev, UpdateRowsEvent) else "d"
                 # As Debezium: pos is where the rows event starts (its header's next-position
                 # minus its full length; mysql-replication's event_size leaves out the 19-byte
                 # header and the 4-byte checksum), server_id the originating server's.
@@ -436,16 +436,18 @@ class Capture:
                 now_ns = time.time_ns()
                 for i, row in enumerate(ev.rows):
                     before = after = None
-                    if isinstance(ev, WriteRowsEvent):
-                        op, after = "c", row["values"]
-                    elif isinstance(ev, UpdateRowsEvent):
-                        op, before, after = "u", row["before_values"], row["after_values"]
+                    op = kind
+                    if op == "c":
+                        after = row["values"]
+                    elif op == "u":
+                        before, after = row["before_values"], row["after_values"]
                     else:
-                        op, before = "d", row["values"]
-                    if before is not None:
-                        before = {n: encode_value(before.get(n), **kw) for n, kw in enc}
-                    if after is not None:
-                        after = {n: encode_value(after.get(n), **kw) for n, kw in enc}
+                        before = row["values"]
+                    if not native:
+                        if before is not None:
+                            before = {n: encode_value(before.get(n), **kw) for n, kw in enc}
+                        if after is not None:
+                            after = {n: encode_value(after.get(n), **kw) for n, kw in enc}
                     txn["total"] += 1
                     per = txn["per_table"][table] = txn["per_table"].get(table, 0) + 1
                     event = ChangeEvent(

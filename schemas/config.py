@@ -12,6 +12,9 @@ Keys (environment name / config-file key):
   watermark reads that capture's committed position
 * ``SNAPSYNC_CONNECTOR`` / ``connector`` - the capture's name: the embedded capture's stored
   position and heartbeat row, or the Debezium connector's name on Kafka Connect; default ``snapsync``
+* ``SNAPSYNC_DECODER`` / ``decoder`` - the embedded capture's binlog decoder: ``native``
+  (``mysql-event-stream``'s C++ core, the default: 3x the rows/s) or ``python``
+  (``mysql-replication``); the events are the same
 * ``SNAPSYNC_CONNECT_URL`` / ``connect_url`` - Kafka Connect's REST URL (``http://host:8083``);
   needed with ``capture = "debezium"``
 
@@ -44,6 +47,7 @@ CONFIG_FIXES = {
     "topic_prefix": "use letters, digits, '_' or '-' (e.g. practice)",
     "home": "give a folder path the user can write",
     "capture": "use embedded or debezium",
+    "decoder": "use native or python",
     "connector": "use letters, digits, '_', '.' or '-' (at most 64)",
     "connect_url": "give Kafka Connect's REST URL, e.g. http://connect:8083",
 }
@@ -117,6 +121,7 @@ class Settings(BaseSettings):
     home: Path = Path(".snapsync")
     capture: Literal["embedded", "debezium"] = "embedded"
     connector: str = Field("snapsync", pattern=r"^[A-Za-z0-9_.\-]{1,64}$")
+    decoder: Literal["native", "python"] = "native"
     connect_url: str | None = Field(None, pattern=r"^https?://[^\s/]+(/[^\s]*)?$")
 
     @field_validator("database_url")

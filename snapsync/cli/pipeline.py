@@ -106,6 +106,7 @@ def capture(
     partitions: Annotated[int, typer.Option(help="Partitions of the change topics created.", min=1)] = 3,
     heartbeat_interval: Annotated[float, typer.Option(help="Seconds between heartbeats (0: none).", min=0)] = 1.0,
     commit_interval: Annotated[float, typer.Option(help="Seconds between flush-and-store of the restart point.", min=0.05)] = 1.0,
+    decoder: Annotated[Optional[str], typer.Option(help="Binlog decoder: native (mysql-event-stream's C++ core) or python (mysql-replication); default: the decoder setting (native).")] = None,
     resnapshot: Annotated[bool, typer.Option("--resnapshot", help="Forget the stored position and take a new initial snapshot.")] = False,
     metrics_port: MetricsPortOpt = None,
     metrics_host: MetricsHostOpt = "127.0.0.1",
@@ -126,7 +127,7 @@ def capture(
     elif connector != s.connector:  # the exporter's watermark reads the position under this name
         s = s.model_copy(update={"connector": connector})
     cap = Capture(s, connector=connector, server_id=server_id, partitions=partitions,
-                  heartbeat_interval=heartbeat_interval, commit_interval=commit_interval)
+                  heartbeat_interval=heartbeat_interval, commit_interval=commit_interval, decoder=decoder)
     with _monitored(s, "capture", metrics_port, metrics_host, cap):
         stats = cap.run(resnapshot=resnapshot)
     summary = {"snapshot_rows": stats.snapshot_rows, "streamed_rows": stats.streamed_rows,

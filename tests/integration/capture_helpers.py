@@ -89,7 +89,7 @@ def start_capture_process(settings, connector: str, log_path: Path) -> subproces
     env = {k: v for k, v in os.environ.items() if not k.startswith("SNAPSYNC_") or k == "SNAPSYNC_DEBUG"}
     env.update(SNAPSYNC_DATABASE_URL=settings.database_url.get_secret_value(),
                SNAPSYNC_KAFKA_BOOTSTRAP=settings.kafka_bootstrap, SNAPSYNC_TOPIC_PREFIX=settings.topic_prefix,
-               SNAPSYNC_HOME=str(settings.home))
+               SNAPSYNC_HOME=str(settings.home), SNAPSYNC_DECODER=settings.decoder)
     return subprocess.Popen([BIN, "capture", "--connector", connector, "--commit-interval", "0.2",
                              "--heartbeat-interval", "0.3"],
                             env=env, stdout=open(log_path, "ab"), stderr=subprocess.STDOUT)
