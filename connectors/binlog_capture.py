@@ -12,10 +12,10 @@ Life cycle (``snapsync capture``):
    ``<prefix>.transaction`` and each event a ``transaction`` block.
 3. Every ``commit_interval`` the producer is flushed (the broker acknowledged everything
    produced so far) and only then the last transaction boundary is stored as the
-   restart point (``connectors/offsets.py``). A ``kill -9`` at any instant therefore
-   loses nothing; it may re-produce the events of at most one interval. Delivery is
-   at-least-once: consumers de-duplicate by ``source.file/pos/row``, which is unique
-   per row change and increases along the binlog.
+   restart point (``connectors/offsets.py``), also at the end of the transaction of an
+   exporter's watermark probe row. A ``kill -9`` at any instant therefore loses nothing; it
+   may re-produce the events of at most one interval. Delivery is at-least-once: consumers
+   de-duplicate by ``source.file/pos/row``, unique per row change, increasing along the binlog.
 4. Heartbeats: every ``heartbeat_interval`` capture writes the server's clock into
    ``snapsync_heartbeat`` (Debezium's ``heartbeat.action.query`` idea). When that row
    comes back through the binlog, every change committed before it has been read; capture
@@ -38,14 +38,7 @@ from typing import Any
 
 import pymysql
 import pymysql.cursors
-from pymysqlreplication.event import (
-    GtidEvent,
-    HeartbeatLogEvent,
-    MariadbGtidEvent,
-    QueryEvent,
-    RotateEvent,
-    XidEvent,
-)
+from pymysqlreplication.event import GtidEvent, HeartbeatLogEvent, MariadbGtidEvent, QueryEvent, RotateEvent, XidEvent
 from pymysqlreplication.row_event import UpdateRowsEvent, WriteRowsEvent
 
 from snapsync.connectors import native_decoder
@@ -61,7 +54,7 @@ from snapsync.connectors.mysql import (
     missing_grants,
     open_consistent_snapshot,
 )
-from snapsync.connectors.offsets import CAPTURE_CONTROL_TABLES, OffsetStore, StoredOffset
+from snapsync.connectors.offsets import CAPTURE_CONTROL_TABLES, WATERMARK_PROBE, OffsetStore, StoredOffset
 from snapsync.schemas.catalog import DATASETS, DataSet
 from snapsync.schemas.config import Settings
 from snapsync.schemas.errors import ConfigError, FatalError, RetriableError
@@ -151,6 +144,7 @@ class Capture:
         self.commit_interval = commit_interval
         self.measure_lag = measure_lag
         self.stats = CaptureStats()
+        self._probe_seen = False
         self.stop_event = threading.Event()
         self._tables: dict[str, DataSet] = {d.table: d for d in DATASETS}
         self._errors: list[str] = []
@@ -405,6 +399,9 @@ class Capture:
                         self.stats.transactions += 1
                     boundary = StoredOffset(file, end_pos, txn["id"] if txn else boundary.gtid, True, events_total)
                     txn = None
+                    if self._probe_seen:  # an exporter waits for this position: store it now
+                        self._probe_seen, next_commit = False, time.monotonic() + self.commit_interval
+                        self._commit(store, boundary)
                     continue
                 table = ev.table
                 if table in CAPTURE_CONTROL_TABLES:
@@ -476,6 +473,8 @@ class Capture:
     def _heartbeat_seen(self, ev, file: str, end_pos: int, store: OffsetStore, txn) -> None:
         for row in ev.rows:
             values = row.get("after_values") or row.get("values") or {}
+            if values.get("connector") == WATERMARK_PROBE:
+                self._probe_seen = True  # the restart point is stored at this transaction's end
             if values.get("connector") != self.connector:
                 continue
             # Everything before this row in the binlog has been produced: make it durable,

@@ -27,6 +27,10 @@ HEARTBEAT_DDL = """CREATE TABLE IF NOT EXISTS `snapsync_heartbeat` (
   PRIMARY KEY (`connector`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"""
 
+#: The key of an exporter's watermark probe row in ``snapsync_heartbeat`` (sinks/incremental.py):
+#: the embedded capture stores its restart point at the end of the probe's transaction.
+WATERMARK_PROBE = "watermark-probe"
+
 #: Control tables written by capture itself: never captured as changes.
 CAPTURE_CONTROL_TABLES = ("snapsync_capture_offset", "snapsync_heartbeat")
 

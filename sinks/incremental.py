@@ -31,7 +31,7 @@ import orjson
 from snapsync.connectors.kafka import check_reachable
 from snapsync.connectors.lag import end_offsets
 from snapsync.connectors.mysql import binlog_end, connect
-from snapsync.connectors.offsets import HEARTBEAT_DDL, OFFSET_DDL
+from snapsync.connectors.offsets import HEARTBEAT_DDL, OFFSET_DDL, WATERMARK_PROBE
 from snapsync.control.tables import ensure_control_tables
 from snapsync.schemas.catalog import dataset, incremental_datasets
 from snapsync.schemas.config import Settings
@@ -46,7 +46,7 @@ log = logging.getLogger("snapsync.export")
 
 #: The key of the exporter's probe row in ``snapsync_heartbeat`` (the capture's own rows are
 #: keyed by connector name; a connector may not be called this).
-PROBE = "watermark-probe"
+PROBE = WATERMARK_PROBE
 #: Seconds between probe rows while waiting (a capture that moves its committed position only
 #: when a later transaction arrives gets one this often), and between checks.
 PROBE_EVERY, POLL = 0.5, 0.05
