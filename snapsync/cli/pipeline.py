@@ -159,7 +159,7 @@ def audit(
 
 def worker(metrics_port: MetricsPortOpt = None, metrics_host: MetricsHostOpt = "127.0.0.1",
            config: ConfigOpt = None) -> None:
-    """Run the stream workers (faust-streaming): Data Sync fan-out and applier, incremental deltas.
+    """Run the stream workers: Data Sync fan-out and applier (faust-streaming) and the incremental deltas stage.
 
     Stops on SIGTERM; an agent failure stops the worker with exit code 70.
     """

@@ -7,7 +7,6 @@ the MariaDB connector) fixes a limit, the test fails: update docs/connector.md w
 
 from __future__ import annotations
 
-import time
 
 from confluent_kafka import Consumer
 
@@ -16,6 +15,7 @@ from snapsync.connectors.kafka_connect import ConnectClient
 from snapsync.connectors.mysql import connect as db_connect
 from snapsync.schemas.topics import change_topic, transaction_topic
 from tests.integration.connect_helpers import Follower, after_ids, unique
+from tests.integration.pipeline import wait_until
 
 
 def _update(settings, row_id: int, city: str) -> None:
@@ -24,10 +24,7 @@ def _update(settings, row_id: int, city: str) -> None:
 
 
 def _wait_offset_moved(client: ConnectClient, name: str, before, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while client.offsets(name) == before:
-        assert time.monotonic() < deadline, "the connector's offset was not committed in time"
-        time.sleep(0.3)
+    wait_until(lambda: client.offsets(name) != before, timeout=timeout, what="the connector's offset committed")
 
 
 def test_restart_loses_the_first_change_after_the_stored_position(connect, seeded_db):
