@@ -27,11 +27,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
+import pymysql
 
 from snapsync.connectors.kafka import check_reachable
 from snapsync.connectors.lag import end_offsets
 from snapsync.connectors.mysql import binlog_end, connect
-from snapsync.connectors.offsets import HEARTBEAT_DDL, OFFSET_DDL, WATERMARK_PROBE
+from snapsync.connectors.offsets import HEARTBEAT_DDL, WATERMARK_PROBE
 from snapsync.control.tables import ensure_control_tables
 from snapsync.schemas.catalog import dataset, incremental_datasets
 from snapsync.schemas.config import Settings
@@ -81,44 +82,55 @@ def _write_probe(conn) -> tuple[SourcePosition, dt.datetime]:
     return SourcePosition(file, pos), now
 
 
-def capture_position(conn, settings: Settings) -> tuple[SourcePosition | None, str]:
+def capture_position(conn, settings: Settings, client=None) -> tuple[SourcePosition | None, str]:
     """The capture's committed position (everything before it is acknowledged by the broker),
-    or None with the reason.
-
-    * embedded: its stored restart point (``snapsync_capture_offset``), saved only after the
-      producer flushed every event before it;
-    * debezium: the source offset Kafka Connect committed (``GET /connectors/{name}/offsets``),
-      which Connect commits only for records the broker acknowledged. Debezium's ``pos`` there
-      is the start of the transaction to resume in, so it passes a probe once a later
-      transaction (the next probe) was captured.
-    """
-    if settings.capture == "debezium":
+    or None with the reason: :func:`debezium_position` or :func:`stored_position` as
+    ``settings.capture`` says (``client``: a ConnectClient to reuse)."""
+    if settings.capture != "debezium":
+        return stored_position(conn, settings.connector)
+    if client is None:
         if not settings.connect_url:
             raise ConfigError("capture is debezium but no Kafka Connect URL is set: "
                               "set SNAPSYNC_CONNECT_URL (or connect_url in the config file)")
         from snapsync.connectors.debezium import ConnectClient
 
-        try:
-            offsets = ConnectClient(settings.connect_url).offsets(settings.connector)
-        except FatalError:
-            return None, f"Kafka Connect has no connector {settings.connector!r} (deploy it, or set SNAPSYNC_CONNECTOR)"
-        for item in offsets:
-            off = item.get("offset") or {}
-            if off.get("file") and off.get("pos") is not None:
-                if off.get("snapshot") in (True, "true") and not off.get("snapshot_completed"):
-                    return None, f"Debezium connector {settings.connector!r} is still snapshotting"
-                return SourcePosition(str(off["file"]), int(off["pos"])), ""
-        return None, f"Debezium connector {settings.connector!r} has committed no source offset yet"
+        client = ConnectClient(settings.connect_url)
+    return debezium_position(client, settings.connector)
+
+
+def debezium_position(client, connector: str) -> tuple[SourcePosition | None, str]:
+    """The source offset Kafka Connect committed for the connector (``GET
+    /connectors/{name}/offsets``), which Connect commits only for records the broker
+    acknowledged. Debezium's ``pos`` there is the start of the transaction to resume in, so it
+    passes a probe once a later transaction (the next probe) was captured."""
+    try:
+        offsets = client.offsets(connector)
+    except FatalError:
+        return None, f"Kafka Connect has no connector {connector!r} (deploy it, or set SNAPSYNC_CONNECTOR)"
+    for item in offsets:
+        off = item.get("offset") or {}
+        if off.get("file") and off.get("pos") is not None:
+            if off.get("snapshot") in (True, "true") and not off.get("snapshot_completed"):
+                return None, f"Debezium connector {connector!r} is still snapshotting"
+            return SourcePosition(str(off["file"]), int(off["pos"])), ""
+    return None, f"Debezium connector {connector!r} has committed no source offset yet"
+
+
+def stored_position(conn, connector: str) -> tuple[SourcePosition | None, str]:
+    """The embedded capture's stored restart point (``snapsync_capture_offset``), saved only
+    after the producer flushed every event before it."""
     cur = conn.cursor()
-    cur.execute(OFFSET_DDL)
-    cur.execute("SELECT binlog_file, binlog_pos, snapshot_completed FROM snapsync_capture_offset WHERE connector = %s",
-                (settings.connector,))
-    row = cur.fetchone()
+    try:
+        cur.execute("SELECT binlog_file, binlog_pos, snapshot_completed FROM snapsync_capture_offset "
+                    "WHERE connector = %s", (connector,))
+        row = cur.fetchone()
+    except pymysql.err.ProgrammingError:
+        row = None  # no capture has run against this database yet (the table is capture's)
     conn.commit()
     if row is None:
-        return None, f"no position stored by capture {settings.connector!r} (is `snapsync capture` running?)"
+        return None, f"no position stored by capture {connector!r} (is `snapsync capture` running?)"
     if not row[2]:
-        return None, f"capture {settings.connector!r} is still taking its initial snapshot"
+        return None, f"capture {connector!r} is still taking its initial snapshot"
     return SourcePosition(row[0], int(row[1])), ""
 
 
@@ -161,6 +173,11 @@ def wait_for_watermark(settings: Settings, cutoff: dt.datetime, timeout: float) 
     next_probe = 0.0  # a probe is written at most every PROBE_EVERY seconds, checked every POLL
     said = ("", 0.0)
     check_reachable(settings.kafka_bootstrap, why="The incremental package needs the change topics' end offsets.")
+    client = None
+    if settings.capture == "debezium" and settings.connect_url:
+        from snapsync.connectors.debezium import ConnectClient
+
+        client = ConnectClient(settings.connect_url)  # one session for every check
     with connect(settings.db) as conn:
         ensure_control_tables(conn)
         while True:
@@ -173,7 +190,7 @@ def wait_for_watermark(settings: Settings, cutoff: dt.datetime, timeout: float) 
                 if probe is None:
                     reason = f"the cutoff is ahead of the source's clock ({latest[1]:%Y-%m-%d %H:%M:%S} UTC)"
             if ends is None and probe is not None:
-                at, why = capture_position(conn, settings)
+                at, why = capture_position(conn, settings, client)
                 if at is None:
                     reason = why
                 elif at.key() < probe[0].key():

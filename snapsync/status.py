@@ -157,6 +157,7 @@ def _debezium(settings: Settings, problems: list[str]) -> dict:
     """The Debezium connector on Kafka Connect: its and its tasks' states, and the source
     offset Connect committed (what the incremental watermark reads)."""
     from snapsync.connectors.debezium import ConnectClient
+    from snapsync.sinks.incremental import debezium_position
 
     out: dict = {"connector": settings.connector, "connect_url": settings.connect_url}
     if not settings.connect_url:
@@ -167,9 +168,10 @@ def _debezium(settings: Settings, problems: list[str]) -> dict:
         st = client.status(settings.connector)
         out["state"] = st["connector"]["state"]
         out["tasks"] = [t["state"] for t in st.get("tasks", [])]
-        offsets = client.offsets(settings.connector)
-        off = offsets[0].get("offset", {}) if offsets else {}
-        out["committed_position"] = f"{off['file']}:{off['pos']}" if off.get("file") else None
+        at, why = debezium_position(client, settings.connector)
+        out["committed_position"] = f"{at.file}:{at.pos}" if at is not None else None
+        if at is None:
+            out["position_note"] = why
     except (FatalError, RetriableError, ConfigError) as exc:
         out["error"] = str(exc).splitlines()[0]
         problems.append(f"capture: Debezium connector {settings.connector}: {out['error']}")

@@ -11,6 +11,7 @@ while the worker is down, and delivers the change once the worker staged it.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import signal
 
@@ -22,31 +23,15 @@ from snapsync.schemas.errors import RetriableError
 from snapsync.schemas.schedule import parse_instant
 from snapsync.seed import seed
 from snapsync.sinks.export import ExportRequest, export_snapshot
-from snapsync.sinks.incremental import _write_probe, capture_position
 from snapsync.status import pipeline_status
 from tests.conftest import settings_for
 from tests.integration.capture_helpers import start_capture_process, wait_caught_up
-from tests.integration.pipeline import CAPTURES, DebeziumCapture, capture_args, q, start_worker, stop, wait_until
+from tests.integration.pipeline import (CAPTURES, DebeziumCapture, capture_args, q, start_worker, stop,
+                                       wait_captured)
 
 D1 = dt.datetime(2026, 4, 14, 4, 0)  # 2026-04-14 00:00 New York
 D2 = dt.datetime(2026, 4, 15, 4, 0)
 D3 = dt.datetime(2026, 4, 16, 4, 0)
-
-
-def captured(s) -> None:
-    """Until the capture's committed position is past everything committed so far (a probe
-    row is written each try: Debezium's position moves when a later transaction arrives)."""
-    with connect(s.db) as conn:
-        target = _write_probe(conn)[0]
-
-        def past() -> bool:
-            at = capture_position(conn, s)[0]
-            if at is not None and at.key() >= target.key():
-                return True
-            _write_probe(conn)
-            return False
-
-        wait_until(past, timeout=60, what="capture past the change")
 
 
 @pytest.fixture(params=CAPTURES)
@@ -59,20 +44,15 @@ def pipeline(request, base_settings, tmp_path):
     with connect(s.db) as conn:
         seed(conn, customers=2, scale=0.004, seed_value=31)
     procs = {}
-    dbz = None
-    try:
+    with contextlib.ExitStack() as stack:
+        stack.callback(lambda: [stop(p) for p in procs.values()])
         if args["capture"] == "embedded":
             procs["capture"] = start_capture_process(s, name, tmp_path / "capture.log")
             wait_caught_up(s, name)
         else:
-            dbz = DebeziumCapture(s).__enter__()
+            stack.enter_context(DebeziumCapture(s))
         procs["worker"] = start_worker(s, tmp_path / "worker.log")
         yield s, procs, tmp_path
-    finally:
-        for p in procs.values():
-            stop(p)
-        if dbz is not None:
-            dbz.__exit__(None, None, None)
 
 
 def restart_capture(s, procs, tmp_path) -> None:
@@ -105,7 +85,7 @@ def test_never_early_after_a_capture_restart_and_the_change_is_delivered(pipelin
         cur = conn.cursor()
         cur.execute("SET TIMESTAMP = %s", (int(parse_instant("2026-04-14T16:00").timestamp()),))
         cur.execute("UPDATE patient SET last_name = 'Restarted' WHERE id = %s", (pk,))
-    captured(s)
+    wait_captured(s)
     restart_capture(s, procs, tmp_path)
     with pytest.raises(RetriableError, match="never delivered early"):
         export_snapshot(s, ExportRequest([1], "dat", kind="incremental", cutoff=D2, watermark_timeout=10), out)

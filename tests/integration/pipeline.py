@@ -29,6 +29,27 @@ def capture_args(request) -> dict:
     return {"capture": "embedded"}
 
 
+def wait_captured(s, timeout: float = 60.0, ready=lambda: True) -> None:
+    """Until the capture's committed position is past everything committed so far. A probe row
+    is written at each try (Debezium's position moves only when a later transaction arrives);
+    ``ready`` may raise (a failed connector) or hold the tries back."""
+    from snapsync.sinks.incremental import _write_probe, capture_position
+
+    with connect(s.db) as conn:
+        target = None
+
+        def past() -> bool:
+            nonlocal target
+            if not ready():
+                return False
+            latest = _write_probe(conn)[0]
+            target = target or latest
+            at = capture_position(conn, s)[0]
+            return at is not None and at.key() >= target.key()
+
+        wait_until(past, timeout=timeout, what=f"capture {s.connector} past the last change")
+
+
 class DebeziumCapture:
     """The real Debezium MySqlConnector 3.0.7 on the real Kafka Connect worker, deployed for
     the settings' database (connector and topic prefix named by the settings); entered once
@@ -40,40 +61,29 @@ class DebeziumCapture:
         self.timeout = timeout
 
     def config(self) -> dict:
-        import zlib
+        from snapsync.connectors.binlog_capture import default_server_id
+        from snapsync.connectors.debezium import MYSQL_CONNECTOR, render
 
-        from snapsync.connectors.debezium import render
-
-        s = self.settings
-        cfg = render(s, name=s.connector, server_id=10_000 + zlib.crc32(s.connector.encode()) % 1_000_000,
-                     snapshot_mode=self.snapshot_mode, heartbeat_ms=500)["config"]
-        cfg["connector.class"] = "io.debezium.connector.mysql.MySqlConnector"  # the one that runs here
-        return cfg
+        s = self.settings  # the one class that runs here; a server id apart from the embedded capture's
+        return render(s, name=s.connector, server_id=default_server_id(s.connector) + 1_000_000,
+                      snapshot_mode=self.snapshot_mode, heartbeat_ms=500, connector_class=MYSQL_CONNECTOR)["config"]
 
     def __enter__(self):
         import requests
 
-        from snapsync.sinks.incremental import _write_probe, capture_position
-
         url = f"{self.settings.connect_url}/connectors/{self.settings.connector}"
         r = requests.put(url + "/config", json=self.config(), timeout=30)
         assert r.status_code in (200, 201), r.text
-        deadline = time.monotonic() + self.timeout
-        with connect(self.settings.db) as conn:
-            probe = None
-            while time.monotonic() < deadline:  # streaming past a probe written after the snapshot
-                st = requests.get(url + "/status", timeout=10)
-                tasks = st.json().get("tasks", []) if st.status_code == 200 else []
-                if any(t["state"] == "FAILED" for t in tasks):
-                    raise AssertionError(f"the connector failed: {tasks[0].get('trace', '')[:2000]}")
-                if tasks and tasks[0]["state"] == "RUNNING":
-                    latest = _write_probe(conn)[0]
-                    probe = probe or latest
-                    at, _why = capture_position(conn, self.settings)
-                    if at is not None and at.key() >= probe.key():
-                        return self
-                time.sleep(0.5)
-        raise TimeoutError(f"Debezium connector {self.settings.connector} not streaming in {self.timeout}s")
+
+        def running() -> bool:
+            st = requests.get(url + "/status", timeout=10)
+            tasks = st.json().get("tasks", []) if st.status_code == 200 else []
+            if any(t["state"] == "FAILED" for t in tasks):
+                raise AssertionError(f"the connector failed: {tasks[0].get('trace', '')[:2000]}")
+            return bool(tasks) and tasks[0]["state"] == "RUNNING"
+
+        wait_captured(self.settings, self.timeout, ready=running)  # streaming past a probe after the snapshot
+        return self
 
     def __exit__(self, *exc) -> None:
         import requests
