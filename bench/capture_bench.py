@@ -47,13 +47,13 @@ from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, Write
 from bench.common import BENCH_HOME, bench_settings, percentile, report
 from snapsync.connect_worker import ConnectWorker
 from snapsync.connectors.binlog_capture import Capture
-from snapsync.connectors.debezium import SIGNAL_DDL, render
+from snapsync.connectors.debezium import render
 from snapsync.connectors.kafka import ensure_topics
 from snapsync.connectors.mysql import connect
 from snapsync.connectors.offsets import OffsetStore, StoredOffset
 from snapsync.local import LocalStack, free_port, stop_pid
 from snapsync.schemas.catalog import DATASETS
-from snapsync.schemas.config import Settings, load_settings
+from snapsync.schemas.config import Settings, load_settings, settings_env
 from snapsync.schemas.topics import change_topic
 
 ROWS = int(os.environ.get("SNAPSYNC_BENCH_CAPTURE_ROWS", "100000"))
@@ -221,17 +221,16 @@ def side_cpu(before: dict[str, float]) -> dict:
 
 def compare(base: Settings, run: str) -> dict:
     """Steps 1-5 of the module docstring."""
+    same = {"state_url": base.state_url.get_secret_value() if base.state_url else None,
+            "signal_schema": base.signal_schema}
     s_dbz = load_settings(None, database_url=base.database_url.get_secret_value(),
-                          kafka_bootstrap=base.kafka_bootstrap, home=str(base.home), topic_prefix=f"bdbz{run}")
+                          kafka_bootstrap=base.kafka_bootstrap, home=str(base.home), topic_prefix=f"bdbz{run}", **same)
     s_emb = load_settings(None, database_url=base.database_url.get_secret_value(),
-                          kafka_bootstrap=base.kafka_bootstrap, home=str(base.home), topic_prefix=f"bemb{run}")
+                          kafka_bootstrap=base.kafka_bootstrap, home=str(base.home), topic_prefix=f"bemb{run}", **same)
     db = base.db.database
     dbz_topic, emb_topic = change_topic(s_dbz.topic_prefix, db, "charge"), change_topic(s_emb.topic_prefix, db, "charge")
     ensure_topics(base.kafka_bootstrap, [dbz_topic, emb_topic], PARTITIONS)
-    with connect(base.db) as ctl:
-        OffsetStore(ctl, "bench-embedded")  # creates the heartbeat table Debezium's action query writes
-        ctl.cursor().execute(SIGNAL_DDL)
-        ctl.commit()
+    with connect(base.db) as ctl:  # the heartbeat and signal tables are the migration's (bench_settings)
         cur = ctl.cursor()
         cur.execute("SELECT MAX(id) FROM charge")
         probe_id = cur.fetchone()[0]
@@ -290,12 +289,10 @@ def compare(base: Settings, run: str) -> dict:
         time.sleep(1.0)
 
         # -- embedded capture: a process from the stored position before the writes ---------
-        with connect(base.db) as ctl:
+        with connect(base.state) as ctl:
             OffsetStore(ctl, "bench-embedded").save(StoredOffset(start[0], start[1], None, True))
         env = {k: v for k, v in os.environ.items() if not k.startswith("SNAPSYNC_")}
-        env.update(SNAPSYNC_DATABASE_URL=s_emb.database_url.get_secret_value(),
-                   SNAPSYNC_KAFKA_BOOTSTRAP=s_emb.kafka_bootstrap, SNAPSYNC_TOPIC_PREFIX=s_emb.topic_prefix,
-                   SNAPSYNC_HOME=str(s_emb.home))
+        env.update(settings_env(s_emb))
         log = open(Path(BENCH_HOME) / f"capture-{run}.log", "ab")
         before = others_cpu()
         cpu_at: dict[str, float] = {}
@@ -332,8 +329,8 @@ def compare(base: Settings, run: str) -> dict:
 def sustained(s: Settings, rate: int, seconds: float) -> dict:
     cap = Capture(s, connector="bench-live", heartbeat_interval=0.1, commit_interval=0.5, measure_lag=True,
                   decoder=DECODER)
-    with connect(s.db) as ctl:
-        pos = master(ctl)
+    with connect(s.db) as src, connect(s.state) as ctl:
+        pos = master(src)
         OffsetStore(ctl, "bench-live").save(StoredOffset(pos[0], pos[1], None, True))
     th = threading.Thread(target=lambda: cap.run(install_signals=False), daemon=True)
     th.start()

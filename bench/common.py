@@ -19,11 +19,18 @@ RESULTS = Path("bench/results")
 
 
 def stack_settings(database: str, **extra) -> Settings:
-    """Settings for ``database`` (created if missing) on the bench stack (started if needed)."""
+    """Settings for ``database`` (created if missing) on the bench stack (started if needed),
+    with a state store and signal schema of its own beside it (migrated)."""
+    from snapsync.control.migrate import migrate
+
     st = LocalStack(BENCH_HOME).up()
-    s = load_settings(None, database_url=st.database_url.rsplit("/", 1)[0] + f"/{database}",
-                      kafka_bootstrap=st.kafka_bootstrap, home=str(BENCH_HOME), **extra)
+    server = st.database_url.rsplit("/", 1)[0]
+    extra.setdefault("state_url", f"{server}/{database}_state")
+    extra.setdefault("signal_schema", f"{database}_signal")
+    s = load_settings(None, database_url=f"{server}/{database}", kafka_bootstrap=st.kafka_bootstrap,
+                      home=str(BENCH_HOME), **extra)
     ensure_database(s.db)
+    migrate(s)
     return s
 
 

@@ -47,8 +47,8 @@ def main() -> None:
     customers = list(range(1, CUSTOMERS + 1))
     out = Path(BENCH_HOME) / "incremental-out"
     shutil.rmtree(out, ignore_errors=True)  # a fresh folder: its first delivery is the full baseline
-    with connect(s.db) as conn:
-        cur = conn.cursor()
+    with connect(s.db) as src, connect(s.state) as conn:
+        cur = src.cursor()
         cur.execute("SHOW MASTER STATUS")
         f, p = cur.fetchone()[:2]
         OffsetStore(conn, "benchinc").save(StoredOffset(f, int(p), None, True))  # stream from here, no snapshot
@@ -103,7 +103,7 @@ def main() -> None:
         # The true ends: what the broker acknowledged to capture (Tansu's reported high
         # watermarks can lag what is readable: FIELD-NOTES).
         ends = {(t, p): o for t in topics for p, o in cap._end_offsets.get(t, {}).items()}
-        with connect(s.db, autocommit=True) as conn:  # what was staged before the burst
+        with connect(s.state, autocommit=True) as conn:  # what was staged before the burst
             cur = conn.cursor()
             cur.execute("SELECT topic, partition_id, next_offset FROM snapsync_delta_progress")
             got = {(t, p): o for t, p, o in cur.fetchall()}
@@ -114,7 +114,7 @@ def main() -> None:
         finished = threading.Event()
 
         def poll():
-            with connect(s.db, autocommit=True) as conn:
+            with connect(s.state, autocommit=True) as conn:
                 cur = conn.cursor()
                 while not finished.is_set():
                     cur.execute("SELECT topic, partition_id, next_offset FROM snapsync_delta_progress")

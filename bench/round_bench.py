@@ -25,7 +25,6 @@ from snapsync.connectors.kafka import producer
 from snapsync.connectors.metrics import scrape
 from snapsync.connectors.mysql import connect
 from snapsync.control import snapshot_settings
-from snapsync.control.tables import ensure_control_tables
 from snapsync.local import free_port, stop_pid
 from snapsync.schemas.schedule import local_to_utc
 from snapsync.seed import seed
@@ -63,7 +62,7 @@ def _busy(before: tuple[float, float]) -> float:
 
 
 def _delivered(s, day: dt.date) -> int:
-    with connect(s.db, autocommit=True) as conn:
+    with connect(s.state, autocommit=True) as conn:
         cur = conn.cursor()
         cur.execute("SELECT COUNT(*) FROM snapsync_export_claim WHERE slot_date=%s AND state='delivered'", (day,))
         return cur.fetchone()[0]
@@ -109,12 +108,12 @@ def main() -> None:
     s = stack_settings("benchround", topic_prefix=f"benchround{int(time.time())}")  # fresh topics: no earlier run's jobs
     with connect(s.db) as conn:
         seed(conn, customers=ACCOUNTS, scale=0.002, seed_value=3, accounts=ACCOUNTS)
-        ensure_control_tables(conn)
         cur = conn.cursor()
-        cur.execute("DELETE FROM snapsync_export_claim")
         cur.execute("SELECT account_id, customer_id FROM customer ORDER BY account_id")
         owned = cur.fetchall()
         conn.commit()
+    with connect(s.state, autocommit=True) as conn:
+        conn.cursor().execute("DELETE FROM snapsync_export_claim")
     for account, customer in owned:
         snapshot_settings.configure(s, account, who="bench", enabled=True, customers=(customer,), format="dat",
                                     kind="full", packaging="per-customer")
@@ -132,7 +131,7 @@ def main() -> None:
     run_round(s, local_to_utc(day, dt.time(2)))
     ref, ref_busy = time.monotonic() - started, _busy(cpu)
     assert _delivered(s, day) == ACCOUNTS
-    with connect(s.db) as conn:
+    with connect(s.state) as conn:
         cur = conn.cursor()
         cur.execute("SELECT AVG(rows_total), AVG(bytes) FROM snapsync_delivery WHERE slot_date=%s", (day,))
         rows, size = cur.fetchone()

@@ -20,9 +20,9 @@ from pathlib import Path
 from bench.common import BENCH_HOME, percentile, report, stack_settings
 from snapsync.connectors.binlog_capture import Capture
 from snapsync.connectors.mysql import connect
+from snapsync.connectors.state import connect_source
 from snapsync.control import sync_groups
 from snapsync.control.data_sync import initial_copy
-from snapsync.control.tables import ensure_control_tables
 from snapsync.local import stop_pid
 from snapsync.schemas.catalog import dataset
 from snapsync.seed import seed
@@ -36,7 +36,6 @@ def main() -> None:
     s = stack_settings("benchsync", topic_prefix=f"benchsync{int(time.time())}")  # fresh topics: no earlier run's backlog
     with connect(s.db) as conn:
         seed(conn, customers=TARGETS + 1, scale=0.002, seed_value=5, accounts=1)
-        ensure_control_tables(conn)
     sync_groups.set_service(s, 1, True)
     g = sync_groups.add_group(s, 1, tuple(range(2, TARGETS + 2)), ("codes",), "override")
 
@@ -84,7 +83,7 @@ def main() -> None:
                     "situational_modifiers, revenue_code, active, created_at, updated_at) SELECT %s, "
                     "CONCAT('B', LPAD(seq, 5, '0')), CONCAT('bench code ', seq), seq / 100, 1, 'GT', '0450', 1, "
                     "NOW(6), NOW(6) FROM seq_1_to_10000", (base,))
-    with connect(s.db) as conn:
+    with connect_source(s) as conn:
         t0 = time.perf_counter()
         for t in range(base + 1, base + 11):
             initial_copy(conn, 0, base, t, [ds], "create-only")

@@ -16,11 +16,13 @@ Life cycle (``snapsync capture``):
    exporter's watermark probe row. A ``kill -9`` at any instant therefore loses nothing; it
    may re-produce the events of at most one interval. Delivery is at-least-once: consumers
    de-duplicate by ``source.file/pos/row``, unique per row change, increasing along the binlog.
-4. Heartbeats: every ``heartbeat_interval`` capture writes the server's clock into
-   ``snapsync_heartbeat`` (Debezium's ``heartbeat.action.query`` idea). When that row
-   comes back through the binlog, every change committed before it has been read; capture
-   flushes, then publishes on ``__debezium-heartbeat.<prefix>`` the position, that
-   watermark, and the end offset of every change-topic partition it wrote.
+4. Heartbeats: every ``heartbeat_interval`` capture writes the server's clock into the
+   signal schema's ``snapsync_heartbeat`` (Debezium's ``heartbeat.action.query`` idea). When
+   that row comes back through the binlog, every change committed before it has been read;
+   capture flushes, then publishes on ``__debezium-heartbeat.<prefix>`` the position, the
+   source clock, and the end offset of every change-topic partition it wrote (for lag and
+   for consumers; the incremental watermark does not rely on them: it reads the restart
+   point, ``sinks/incremental.py``).
 
 Schema changes need no history: with ``binlog_row_metadata=FULL`` each table-map event
 carries the column names, so events after an ALTER TABLE have the new shape.
@@ -44,17 +46,10 @@ from pymysqlreplication.row_event import UpdateRowsEvent, WriteRowsEvent
 from snapsync.connectors import native_decoder
 from snapsync.connectors.kafka import ensure_topics, producer
 from snapsync.connectors.python_decoder import column_encoders, open_reader
-from snapsync.connectors.mysql import (
-    CAPTURE_GRANTS,
-    binlog_files,
-    connect,
-    description_encoder,
-    is_mariadb,
-    is_transient,
-    missing_grants,
-    open_consistent_snapshot,
-)
-from snapsync.connectors.offsets import CAPTURE_CONTROL_TABLES, WATERMARK_PROBE, OffsetStore, StoredOffset
+from snapsync.connectors.grants import check_role
+from snapsync.connectors.mysql import binlog_files, connect, description_encoder, is_transient, open_consistent_snapshot
+from snapsync.connectors.offsets import HEARTBEAT_TABLE, WATERMARK_PROBE, OffsetStore, StoredOffset, write_heartbeat
+from snapsync.connectors.state import connect_source, connect_state
 from snapsync.schemas.catalog import DATASETS, DataSet
 from snapsync.schemas.config import Settings
 from snapsync.schemas.errors import ConfigError, FatalError, RetriableError
@@ -136,6 +131,7 @@ class Capture:
         self.decoder = decoder
         self.settings = settings
         self.db = settings.db.database
+        self.signal = settings.signal_schema
         self.prefix = settings.topic_prefix
         self.connector = connector
         self.server_id = server_id or default_server_id(connector)
@@ -154,7 +150,8 @@ class Capture:
 
     # -- topics and producing -------------------------------------------------------------
     def topics(self) -> list[str]:
-        return [change_topic(self.prefix, self.db, t) for t in (*self._tables, "snapsync_heartbeat")]
+        return [*(change_topic(self.prefix, self.db, t) for t in self._tables),
+                change_topic(self.prefix, self.signal, HEARTBEAT_TABLE)]
 
     def _on_delivery(self, err, msg) -> None:
         if err is not None:
@@ -230,26 +227,20 @@ class Capture:
                     return self.stats
 
     def check_grants(self) -> None:
-        """Every privilege capture needs, before anything is written.
+        """Every privilege capture needs (its role's, ``snapsync db grants --role capture``),
+        before anything is written.
 
         Raises:
             ConfigError: naming each missing grant and the statement that gives it.
         """
-        with connect(self.settings.db) as conn:
-            missing = missing_grants(conn, self.db, CAPTURE_GRANTS)
-        if missing:
-            user = self.settings.db.user
-            raise ConfigError(
-                f"the database user {user!r} lacks what capture needs: {', '.join(missing)}. Grant them, e.g. "
-                f"GRANT SELECT, INSERT, UPDATE, DELETE, CREATE ON `{self.db}`.* TO '{user}'@'%'; "
-                f"GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO '{user}'@'%'")
+        check_role(self.settings, "capture")
 
     def _run_once(self, resnapshot: bool) -> None:
         self.check_grants()
         ensure_topics(self.settings.kafka_bootstrap,
                       [*self.topics(), heartbeat_topic(self.prefix), transaction_topic(self.prefix),
                        dead_letter_topic(self.prefix)], self.partitions)
-        ctl = connect(self.settings.db, autocommit=False)
+        ctl = connect_state(self.settings, autocommit=False)
         try:
             store = OffsetStore(ctl, self.connector)
             if resnapshot:
@@ -258,7 +249,8 @@ class Capture:
             if offset is None or not offset.snapshot_completed:
                 offset = self.snapshot(store)
             else:
-                files = binlog_files(ctl)
+                with connect(self.settings.db) as source:
+                    files = binlog_files(source)
                 if offset.file not in files:
                     raise FatalError(
                         f"binlog file {offset.file} was purged on the server; the stored position is gone "
@@ -276,7 +268,7 @@ class Capture:
         conn = connect(self.settings.db, cursorclass=pymysql.cursors.SSCursor)
         self.stats.state = "snapshot"
         try:
-            point = open_consistent_snapshot([conn], mariadb=is_mariadb(conn))
+            point = open_consistent_snapshot([conn])
             file, pos, gtid = point.file, point.pos, point.gtid
             store.save(StoredOffset(file, pos, gtid, False))
             log.info("initial snapshot at %s:%d", file, pos)
@@ -332,21 +324,14 @@ class Capture:
             enc = self._encoders[cache_key] = column_encoders(event.columns)
         return enc
 
-    def _write_heartbeat(self, conn) -> None:
-        cur = conn.cursor()
-        cur.execute(
-            "REPLACE INTO snapsync_heartbeat (connector, ts_us) "
-            "VALUES (%s, CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS UNSIGNED))", (self.connector,))
-        conn.commit()
-
     def stream(self, store: OffsetStore, offset: StoredOffset) -> None:
         """Stream row events from ``offset`` until stopped."""
         reader = open_reader(self.decoder, self.settings.db, server_id=self.server_id, log_file=offset.file,
-                             log_pos=offset.pos, schema=self.db, tables=[*self._tables, *CAPTURE_CONTROL_TABLES])
+                             log_pos=offset.pos, schemas=[self.db, self.signal], tables=[*self._tables, HEARTBEAT_TABLE])
         self._stream(store, offset, reader)
 
     def _stream(self, store: OffsetStore, offset: StoredOffset, reader) -> None:
-        hb_conn = connect(self.settings.db) if self.heartbeat_interval > 0 else None
+        hb_conn = connect_source(self.settings) if self.heartbeat_interval > 0 else None
         boundary = offset
         events_total = offset.events
         txn: dict[str, Any] | None = None
@@ -358,7 +343,7 @@ class Capture:
             while not self.stop_event.is_set():
                 now = self.stats.loop_at = time.monotonic()
                 if hb_conn is not None and now >= next_heartbeat:
-                    self._write_heartbeat(hb_conn)
+                    write_heartbeat(hb_conn, self.connector)
                     next_heartbeat = now + self.heartbeat_interval
                 if now >= next_commit:
                     self._commit(store, boundary)
@@ -404,8 +389,9 @@ class Capture:
                         self._commit(store, boundary)
                     continue
                 table = ev.table
-                if table in CAPTURE_CONTROL_TABLES:
-                    if table == "snapsync_heartbeat":
+                schema = ev.schema.decode() if isinstance(ev.schema, bytes) else ev.schema
+                if schema != self.db:
+                    if schema == self.signal and table == HEARTBEAT_TABLE:
                         self._heartbeat_seen(ev, file, end_pos, store, txn)
                     continue
                 ds = self._tables.get(table)
@@ -488,10 +474,10 @@ class Capture:
             self._produce(heartbeat_topic(self.prefix), dumps({"serverName": self.prefix}), value.to_json())
             # The row itself, as a Debezium connector with the same heartbeat.action.query emits it.
             row_ev = ChangeEvent(
-                op="u" if "after_values" in row else "c", db=self.db, table="snapsync_heartbeat",
+                op="u" if "after_values" in row else "c", db=self.signal, table=HEARTBEAT_TABLE,
                 before=row.get("before_values"), after=values, position=position,
                 source_ts_ms=ev.timestamp * 1000, ts_ms=int(time.time() * 1000), connector_name=self.prefix,
                 server_id=ev.packet.server_id)
-            self._produce(change_topic(self.prefix, self.db, "snapsync_heartbeat"),
+            self._produce(change_topic(self.prefix, self.signal, HEARTBEAT_TABLE),
                           dumps({"connector": self.connector}), row_ev.to_json(), int(values["ts_us"]) // 1000)
             self.stats.heartbeats += 1

@@ -4,10 +4,10 @@ Kafka Connect (:class:`~snapsync.connectors.kafka_connect.ConnectClient`, re-exp
 
 The rendered config yields the same topics and value encodings as the embedded capture
 (``schemas/events.py`` documents them): topic prefix, table include list from the
-catalog (plus the heartbeat and signal tables), JSON converters without schemas, decimals
-as strings, adaptive microsecond time precision, base64 binary, BIGINT UNSIGNED as long,
-tombstones after deletes, transaction metadata, and the heartbeat action query writing the
-same ``snapsync_heartbeat`` row as the embedded capture.
+catalog (plus the heartbeat and signal tables of the signal schema), JSON converters without
+schemas, decimals as strings, adaptive microsecond time precision, base64 binary, BIGINT
+UNSIGNED as long, tombstones after deletes, transaction metadata, and the heartbeat action
+query writing the same ``snapsync_heartbeat`` row as the embedded capture.
 
 The connector class follows the server: Debezium's MariaDB connector for MariaDB, its MySQL
 connector for MySQL (:func:`class_for_version`). ``docs/connector.md`` is the deploy guide.
@@ -19,7 +19,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from snapsync.connectors.grants import DEBEZIUM_GLOBAL
 from snapsync.connectors.kafka_connect import ConnectClient  # imported from here by others too
+from snapsync.connectors.offsets import HEARTBEAT_TABLE, heartbeat_statement
 from snapsync.schemas.catalog import DATASETS
 from snapsync.schemas.config import DatabaseTarget, Settings
 from snapsync.schemas.errors import ConfigError
@@ -32,14 +34,7 @@ CONNECTOR_CLASSES = {"mysql": MYSQL_CONNECTOR, "mariadb": MARIADB_CONNECTOR}
 CONNECTOR_CLASS = MYSQL_CONNECTOR
 _JAVA_CLASS = re.compile(r"[A-Za-z_$][\w$]*(\.[A-Za-z_$][\w$]*)+")
 
-HEARTBEAT_TABLE = "snapsync_heartbeat"
 SIGNAL_TABLE = "snapsync_debezium_signal"
-SIGNAL_DDL = f"""CREATE TABLE IF NOT EXISTS `{SIGNAL_TABLE}` (
-  `id` VARCHAR(42) NOT NULL,
-  `type` VARCHAR(32) NOT NULL,
-  `data` VARCHAR(2048) NULL,
-  PRIMARY KEY (`id`)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"""
 
 #: Properties the rendered config must carry, with the reason a value is fixed.
 REQUIRED = (
@@ -66,13 +61,10 @@ FIXED = {
     "value.converter.replace.null.with.default": "false",
 }
 
-#: What Debezium's MySQL and MariaDB connectors need on every table and globally: the snapshot
-#: reads (SELECT), its lock and flush (RELOAD), the database list (SHOW DATABASES), the binlog
-#: as a replica (REPLICATION SLAVE) and its position (REPLICATION CLIENT).
-DEBEZIUM_GRANTS = ("SELECT", "RELOAD", "SHOW DATABASES", "REPLICATION SLAVE", "REPLICATION CLIENT")
+#: What Debezium's MySQL and MariaDB connectors need globally (``connectors/grants.py``).
+DEBEZIUM_GRANTS = DEBEZIUM_GLOBAL
 #: On the heartbeat table (``heartbeat.action.query``: INSERT ... ON DUPLICATE KEY UPDATE) and
-#: the signal table (Debezium writes incremental-snapshot windows there); CREATE only while a
-#: table does not exist yet (``prepare`` creates it).
+#: the signal table (Debezium writes incremental-snapshot windows there).
 TABLE_GRANTS = ("INSERT", "UPDATE")
 
 
@@ -112,10 +104,10 @@ def render(settings: Settings, *, name: str = "snapsync", server_id: int = 18405
            connector_class: str = CONNECTOR_CLASS) -> dict[str, Any]:
     """The connector as ``{"name": ..., "config": {...}}`` for ``PUT /connectors/{name}/config``
     (``name`` is inside the config too: Connect's validation requires it there)."""
-    db = settings.db
+    db, signal = settings.db, settings.signal_schema
     # The signal table must be captured too: Debezium reads signals from the binlog.
     tables = [f"{db.database}.{d.table}" for d in DATASETS] + [
-        f"{db.database}.{HEARTBEAT_TABLE}", f"{db.database}.{SIGNAL_TABLE}"]
+        f"{signal}.{HEARTBEAT_TABLE}", f"{signal}.{SIGNAL_TABLE}"]
     config = {
         "name": name,
         "connector.class": connector_class,
@@ -126,7 +118,7 @@ def render(settings: Settings, *, name: str = "snapsync", server_id: int = 18405
         "database.password": db.password,
         "database.server.id": str(server_id),
         "topic.prefix": settings.topic_prefix,
-        "database.include.list": db.database,
+        "database.include.list": f"{db.database},{signal}",
         # Anchored regular expressions, as Debezium matches them against db.table.
         "table.include.list": ",".join(t.replace(".", "\\.") for t in tables),
         "snapshot.mode": snapshot_mode,
@@ -135,14 +127,9 @@ def render(settings: Settings, *, name: str = "snapsync", server_id: int = 18405
         "schema.history.internal.kafka.bootstrap.servers": settings.kafka_bootstrap,
         "schema.history.internal.kafka.topic": f"schemahistory.{settings.topic_prefix}",
         "heartbeat.interval.ms": str(heartbeat_ms),
-        # The same row the embedded capture writes; INSERT ... ON DUPLICATE KEY UPDATE needs
-        # INSERT and UPDATE only (REPLACE would need DELETE too).
-        "heartbeat.action.query": (
-            f"INSERT INTO {db.database}.{HEARTBEAT_TABLE} (connector, ts_us) "
-            f"VALUES ('{name}', CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS UNSIGNED)) "
-            "ON DUPLICATE KEY UPDATE ts_us = VALUES(ts_us)"
-        ),
-        "signal.data.collection": f"{db.database}.{SIGNAL_TABLE}",
+        # The same row the embedded capture writes, by the same statement.
+        "heartbeat.action.query": heartbeat_statement(signal, f"'{name}'"),
+        "signal.data.collection": f"{signal}.{SIGNAL_TABLE}",
         "incremental.snapshot.chunk.size": "10000",
         "topic.creation.default.partitions": str(partitions),
         "topic.creation.default.replication.factor": "-1",
@@ -180,28 +167,32 @@ def check_config(config: dict[str, Any]) -> list[str]:
 # --- the database side ---------------------------------------------------------------------
 @dataclass(frozen=True)
 class Prepared:
-    """What :func:`prepare` found and did."""
+    """What :func:`prepare` found: the server, and the signal schema holding the heartbeat and
+    signal tables (created by ``snapsync db migrate``)."""
 
     server: str  #: host:port and version
-    created: tuple[str, ...]
+    schema: str
 
 
 def _target(config: dict[str, Any]) -> tuple[DatabaseTarget, str]:
     """The connector's own database login (the grants checked are the ones Debezium will have),
-    and the database holding the heartbeat and signal tables."""
+    and the signal schema holding the heartbeat and signal tables."""
     signal = str(config.get("signal.data.collection") or "")
-    database = signal.split(".")[0] if "." in signal else str(config.get("database.include.list", "")).split(",")[0]
+    schema = signal.split(".")[0] if "." in signal else ""
+    practice = str(config.get("database.include.list", "")).split(",")[0].strip()
     port = str(config.get("database.port") or "3306")
-    if not database.strip() or not port.isdigit():
-        raise ConfigError("the connector config names no database (database.include.list) or no valid "
-                          "database.port: render it with `snapsync connector render`")
+    if not schema.strip() or not practice or not port.isdigit():
+        raise ConfigError("the connector config names no database (database.include.list), no signal table "
+                          "(signal.data.collection) or no valid database.port: render it with `snapsync connector "
+                          "render`")
     return DatabaseTarget(str(config.get("database.hostname", "")), int(port), str(config.get("database.user", "")),
-                          str(config.get("database.password", "")), database.strip()), signal.split(".", 1)[-1]
+                          str(config.get("database.password", "")), practice), schema.strip()
 
 
 def grant_statements(user: str, database: str, missing_global: list[str],
                      missing_tables: dict[str, list[str]]) -> list[str]:
-    """The GRANT statements that give what is missing (``user`` as ``CURRENT_USER()`` prints it)."""
+    """The GRANT statements that give what is missing (``user`` as ``CURRENT_USER()`` prints it;
+    ``database``: the schema of the tables)."""
     name, _, host = user.rpartition("@")
     who = f"'{name or user}'@'{host or '%'}'"
     out = []
@@ -214,23 +205,21 @@ def grant_statements(user: str, database: str, missing_global: list[str],
 
 
 def prepare(config: dict[str, Any]) -> Prepared:
-    """Make the source database ready for the connector, as the connector's user.
-
-    Checks binary logging (ROW, FULL row image), then every grant Debezium needs
-    (:data:`DEBEZIUM_GRANTS` globally, :data:`TABLE_GRANTS` on the heartbeat and signal tables,
-    and CREATE on a table that is missing), then creates the two tables. Idempotent.
+    """Check that the source database is ready for the connector, as the connector's user:
+    binary logging (ROW, FULL row image), every grant Debezium needs (:data:`DEBEZIUM_GRANTS`
+    globally, :data:`TABLE_GRANTS` on the heartbeat and signal tables), and those two tables
+    (made by ``snapsync db migrate``; this never runs DDL). Idempotent.
 
     Raises:
-        ConfigError: a server setting or grant is missing; the message gives the fix (the
-            GRANT statements to run).
+        ConfigError: a server setting, grant or table is missing; the message gives the fix
+            (the GRANT statements to run, or the migration).
         RetriableError: the database did not answer.
     """
     from snapsync.connectors.mysql import connect, missing_grants
-    from snapsync.connectors.offsets import HEARTBEAT_DDL
 
-    target, signal_table = _target(config)
-    signal_table = signal_table or SIGNAL_TABLE
-    tables = {HEARTBEAT_TABLE: HEARTBEAT_DDL, signal_table: SIGNAL_DDL.replace(SIGNAL_TABLE, signal_table)}
+    target, schema = _target(config)
+    signal_table = str(config.get("signal.data.collection")).split(".", 1)[1] or SIGNAL_TABLE
+    tables = (HEARTBEAT_TABLE, signal_table)
     with connect(target) as conn:
         cur = conn.cursor()
         cur.execute("SELECT VERSION(), @@log_bin, @@binlog_format, @@binlog_row_image, CURRENT_USER()")
@@ -245,13 +234,10 @@ def prepare(config: dict[str, Any]) -> Prepared:
             wrong.append(f"binlog_row_image is {image} (SET GLOBAL binlog_row_image = 'FULL', and in the config)")
         if wrong:
             raise ConfigError(f"the database server {server} is not ready for Debezium: " + "; ".join(wrong))
-        cur.execute("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s", (target.database,))
-        existing = {r[0] for r in cur.fetchall()}
         missing_global = missing_grants(conn, target.database, DEBEZIUM_GRANTS)
         missing_tables = {}
         for table in tables:
-            need = TABLE_GRANTS + (() if table in existing else ("CREATE",))
-            lacking = missing_grants(conn, target.database, need, table=table)
+            lacking = missing_grants(conn, schema, TABLE_GRANTS, table=table)
             if lacking:
                 missing_tables[table] = lacking
         if missing_global or missing_tables:
@@ -259,14 +245,15 @@ def prepare(config: dict[str, Any]) -> Prepared:
             raise ConfigError(
                 f"the database user {str(user).rpartition('@')[0]!r} on {server} lacks what Debezium needs: "
                 f"{'; '.join(lacks)}. As an administrator, run: "
-                + " ".join(grant_statements(str(user), target.database, missing_global, missing_tables)))
-        created = []
-        for table, ddl in tables.items():
-            if table not in existing:
-                cur.execute(ddl)
-                created.append(table)
+                + " ".join(grant_statements(str(user), schema, missing_global, missing_tables)))
+        cur.execute("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s", (schema,))
+        existing = {r[0] for r in cur.fetchall()}
+        absent = [t for t in tables if t not in existing]
+        if absent:
+            raise ConfigError(f"the signal schema `{schema}` on {server} has no {', '.join(absent)}: run "
+                              "`snapsync db migrate` once (as the migrate role) before deploying the connector")
         conn.commit()
-    return Prepared(f"{server}, {version}", tuple(created))
+    return Prepared(f"{server}, {version}", schema)
 
 
 def deploy(client: ConnectClient, connector: dict[str, Any], *, prepare_database: bool = True,

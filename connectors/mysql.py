@@ -1,21 +1,22 @@
-"""The practice database (MySQL 8 / MariaDB): connections, schema creation, and the one
-definition of a consistent snapshot read with its binlog position.
+"""The practice database (MySQL 8 / MariaDB): connections, schema creation, the one
+consistent-snapshot opener and the grants a user holds.
 
-A consistent snapshot is opened two ways, from the same statements: on pymysql
-connections (:func:`open_consistent_snapshot`: the capture's initial snapshot, the
-export's server-side sessions) and in a command-line client script
-(:func:`snapshot_script_lines`: the export's client path).
+A consistent snapshot is opened two ways, from the same statements of the server's dialect
+(``connectors/dialect.py``): on pymysql connections (:func:`open_consistent_snapshot`: the
+capture's initial snapshot, the export's server-side sessions) and in a command-line client
+script (:func:`snapshot_script_lines`: the export's client path).
 """
 
 from __future__ import annotations
 
+import re
 import struct
-from dataclasses import dataclass
 from typing import Any
 
 import pymysql
 import pymysql.cursors
 
+from snapsync.connectors.dialect import PRIVILEGE_ALIASES, Dialect, SnapshotPoint
 from snapsync.schemas.catalog import schema_ddl
 from snapsync.schemas.config import DatabaseTarget
 from snapsync.schemas.errors import ConfigError, FatalError, RetriableError
@@ -115,25 +116,16 @@ def create_schema(conn: pymysql.connections.Connection, *, drop: bool = False) -
     conn.commit()
 
 
-def is_mariadb(conn) -> bool:
-    cur = conn.cursor()
-    cur.execute("SELECT VERSION()")
-    return "mariadb" in str(cur.fetchall()[0][0]).lower()
-
-
-def binlog_end(conn) -> tuple[str, int]:
+def binlog_end(conn, dialect: Dialect | None = None) -> tuple[str, int]:
     """(file, position) of the end of the server's binlog: every transaction committed before
-    the call lies before it. ``SHOW MASTER STATUS`` (MariaDB, MySQL before 8.4), else
-    ``SHOW BINARY LOG STATUS`` (MySQL 8.2+); needs REPLICATION CLIENT (BINLOG MONITOR).
+    the call lies before it (the dialect's binlog status statement; needs REPLICATION CLIENT,
+    BINLOG MONITOR on MariaDB).
 
     Raises:
         FatalError: binary logging is off (nothing can be captured).
     """
     cur = conn.cursor()
-    try:
-        cur.execute("SHOW MASTER STATUS")
-    except pymysql.err.ProgrammingError:
-        cur.execute("SHOW BINARY LOG STATUS")
+    cur.execute((dialect or Dialect.of(conn)).binlog_status)
     row = cur.fetchone()
     if not row:
         raise FatalError("the database has binary logging off: start it with log-bin and binlog-format=ROW")
@@ -147,85 +139,43 @@ def binlog_files(conn) -> list[str]:
 
 
 # --- consistent snapshots ------------------------------------------------------------------
-@dataclass(frozen=True)
-class SnapshotPoint:
-    """The binlog position a consistent read corresponds to, and the server's clock then."""
-
-    file: str
-    pos: int
-    gtid: str | None
-    server_time_utc: str
-
-
-#: Opening a snapshot: every session reads in UTC (TIMESTAMP values as stored).
-_OPEN = ("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ", "SET SESSION time_zone = '+00:00'")
-#: MariaDB reports the position of the snapshot itself, without any lock. The GTID position
-#: is the server's current one, which is the snapshot's when the binlog has not moved past
-#: the snapshot by a following ``SHOW MASTER STATUS`` (where the user may run it; otherwise
-#: the GTID is left unknown). ``BINLOG_GTID_POS`` would be exact always, but it reads the
-#: binlog file from its start: 0.17 s on an 800 MB binlog, per export.
-_MARIADB_POSITION = (
-    "SELECT f.VARIABLE_VALUE, p.VARIABLE_VALUE, @@gtid_binlog_pos, "
-    "UTC_TIMESTAMP(6) FROM information_schema.SESSION_STATUS f, information_schema.SESSION_STATUS p "
-    "WHERE f.VARIABLE_NAME = 'BINLOG_SNAPSHOT_FILE' AND p.VARIABLE_NAME = 'BINLOG_SNAPSHOT_POSITION'"
-)
-
-
-def snapshot_statements(mariadb: bool) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
-    """(open, report position, after the report) statements of a consistent snapshot.
-
-    MariaDB: ``START TRANSACTION WITH CONSISTENT SNAPSHOT`` and one query that returns
-    (file, pos, gtid, UTC time) of that snapshot. MySQL has no such report: the global read
-    lock is held for the instant between opening the snapshot and reading the position
-    (as mysqldump and Debezium do); the report is ``SHOW MASTER STATUS`` followed by the
-    UTC time.
-    """
-    if mariadb:
-        return (*_OPEN, "START TRANSACTION WITH CONSISTENT SNAPSHOT"), (_MARIADB_POSITION,), ()
-    return ((*_OPEN, "FLUSH TABLES WITH READ LOCK", "START TRANSACTION WITH CONSISTENT SNAPSHOT"),
-            ("SHOW MASTER STATUS", "SELECT '', UTC_TIMESTAMP(6)"), ("UNLOCK TABLES",))
-
-
-def parse_snapshot_report(rows: list[list[str]], mariadb: bool) -> SnapshotPoint:
-    """The :class:`SnapshotPoint` from the report's rows (as text)."""
-    if mariadb:
-        file, pos, gtid, now = rows[0][:4]
-        moved = len(rows) < 2 or (str(rows[1][0]), str(rows[1][1])) != (str(file), str(pos))
-        return SnapshotPoint(str(file), int(pos), None if moved else (str(gtid) or None), str(now))
-    master, extra = rows[0], rows[-1]
-    return SnapshotPoint(str(master[0]), int(master[1]), (str(master[4]) if len(master) > 4 else "") or None,
-                         str(extra[1]))
-
-
-def snapshot_script_lines(mariadb: bool, marker) -> list[str]:
+def snapshot_script_lines(dialect: Dialect, marker) -> list[str]:
     """The snapshot's statements for a client script; ``marker()`` is put before the report."""
-    opening, report, after = snapshot_statements(mariadb)
+    opening, report, after = dialect.snapshot_statements()
     return [*(s + ";" for s in opening), marker(), *(s + ";" for s in report), *(s + ";" for s in after)]
 
 
-def open_consistent_snapshot(conns: list, *, mariadb: bool, attempts: int = 5) -> SnapshotPoint:
+def open_consistent_snapshot(conns: list, *, dialect: Dialect | None = None, attempts: int = 5) -> SnapshotPoint:
     """Open one consistent read on every connection of ``conns``; return its binlog point.
 
-    Several connections (MariaDB only) read the same snapshot when each reports the same
-    binlog position: they then saw the same committed transactions. When a commit lands
-    between them, every connection rolls back and tries again.
+    Several connections (where the snapshot reports its own position) read the same
+    snapshot when each reports the same binlog position: they then saw the same committed
+    transactions. When a commit lands between them, every connection rolls back and tries again.
 
     Raises:
         FatalError: binary logging is off, or the sessions never agreed.
+        RetriableError: the global read lock (MySQL) waited too long behind a running statement.
     """
-    if not mariadb and len(conns) > 1:
-        raise ValueError("MySQL reports no snapshot position: one session only")
+    dialect = dialect or Dialect.of(conns[0])
+    if not dialect.lockless_snapshot and len(conns) > 1:
+        raise ValueError(f"{dialect.name} reports no snapshot position: one session only")
     cur = conns[0].cursor()
     cur.execute("SELECT @@log_bin")
     if not int(cur.fetchall()[0][0]):
         raise FatalError("binary logging is off on the source: start the server with --log-bin "
                          "--binlog-format=ROW --binlog-row-image=FULL")
-    opening, report, after = snapshot_statements(mariadb)
+    opening, report, after = dialect.snapshot_statements()
     for _ in range(attempts):
-        for c in conns:
-            cur = c.cursor()
-            for stmt in opening:
-                cur.execute(stmt)
+        try:
+            for c in conns:
+                cur = c.cursor()
+                for stmt in opening:
+                    cur.execute(stmt)
+        except pymysql.err.OperationalError as exc:
+            if exc.args and exc.args[0] == 1205:  # FTWRL behind a long statement: give way, try later
+                raise RetriableError("the global read lock for the snapshot waited too long behind a running "
+                                     "statement; nothing was blocked for longer: try again later") from None
+            raise
         points = []
         try:
             for c in conns:
@@ -234,13 +184,13 @@ def open_consistent_snapshot(conns: list, *, mariadb: bool, attempts: int = 5) -
                 for stmt in report:
                     cur.execute(stmt)
                     rows.extend([str(v) if v is not None else "" for v in r] for r in cur.fetchall())
-                if mariadb:  # is the GTID position the snapshot's? (needs BINLOG MONITOR; else unknown)
-                    try:
-                        cur.execute("SHOW MASTER STATUS")
+                if dialect.lockless_snapshot:  # is the GTID position the snapshot's? (needs the
+                    try:                        # binlog status right; else the GTID is left unknown)
+                        cur.execute(dialect.binlog_status)
                         rows.extend([str(v) for v in r] for r in cur.fetchall())
                     except pymysql.err.MySQLError:
                         pass
-                points.append(parse_snapshot_report(rows, mariadb))
+                points.append(dialect.parse_snapshot_report(rows))
         finally:
             for c in conns:
                 for stmt in after:
@@ -277,43 +227,48 @@ def encoded_rows(cur) -> list[dict]:
 
 
 # --- grants ----------------------------------------------------------------------------------
-#: MariaDB 10.5+ renamed some privileges; SHOW GRANTS prints the new names.
-_PRIVILEGE_ALIASES = {
-    "REPLICATION SLAVE": {"REPLICATION SLAVE", "REPLICATION REPLICA"},
-    "REPLICATION CLIENT": {"REPLICATION CLIENT", "BINLOG MONITOR"},
-}
-#: What the embedded capture needs: read the tables (snapshot), read the binlog as a replica,
-#: list the binlogs, and keep its position and heartbeat in control tables.
-CAPTURE_GRANTS = ("SELECT", "REPLICATION SLAVE", "REPLICATION CLIENT", "INSERT", "UPDATE", "DELETE", "CREATE")
+def held_privileges(conn) -> dict[str, set[str]] | None:
+    """The connected user's privileges by scope (``*.*``, ``db.*``, ``db.table``), read from
+    ``SHOW GRANTS``; ``ALL`` for ``ALL PRIVILEGES``. None when the user has roles, whose grants
+    are not listed there (the server then refuses later with its own message)."""
+    cur = conn.cursor()
+    cur.execute("SHOW GRANTS")
+    held: dict[str, set[str]] = {}
+    for (line,) in cur.fetchall():
+        m = re.match(r"GRANT (.+?) ON (\S+) TO ", line)
+        if m is None:
+            if re.match(r"GRANT `?[^ ]+`? TO ", line):  # a role
+                return None
+            continue
+        privileges, scope = m.group(1), m.group(2).replace("`", "").replace("\\", "")
+        bucket = held.setdefault(scope, set())
+        for p in (x.strip().upper() for x in re.sub(r"\([^)]*\)", "", privileges).split(",")):
+            bucket.add("ALL" if p.startswith("ALL") else p)
+    return held
+
+
+def lacks(held: dict[str, set[str]], privilege: str, scope: str) -> bool:
+    """Whether ``privilege`` on ``scope`` (``*.*``, ``db.*`` or ``db.table``) is not held."""
+    db = scope.split(".", 1)[0]
+    names = PRIVILEGE_ALIASES.get(privilege, {privilege})
+    for s in {"*.*", f"{db}.*", scope}:
+        have = held.get(s, set())
+        if "ALL" in have or names & have:
+            return False
+    return True
 
 
 def missing_grants(conn, database: str, required, *, table: str | None = None) -> list[str]:
     """The privileges of ``required`` the connected user lacks, globally or on ``database``
-    (or, when ``table`` is given, on that table of ``database`` too).
-
-    Read from ``SHOW GRANTS``. When the user has roles, whose grants are not listed there,
-    nothing is reported missing (the server will refuse later with its own message).
-    """
-    import re as _re
-
-    cur = conn.cursor()
-    cur.execute("SHOW GRANTS")
-    lines = [r[0] for r in cur.fetchall()]
-    have: set[str] = set()
-    for line in lines:
-        m = _re.match(r"GRANT (.+?) ON (\S+) TO ", line)
-        if m is None:
-            if _re.match(r"GRANT `?[^ ]+`? TO ", line):  # a role
-                return []
-            continue
-        privileges, scope = m.group(1), m.group(2).replace("`", "")
-        if scope not in ("*.*", f"{database}.*") and (table is None or scope != f"{database}.{table}"):
-            continue
-        for p in (x.strip().upper() for x in privileges.split(",")):
-            have.add("ALL" if p.startswith("ALL") else p)
+    (or, when ``table`` is given, on that table of ``database`` too). Nothing is reported when
+    the user has roles (:func:`held_privileges`)."""
+    held = held_privileges(conn)
+    if held is None:
+        return []
+    scope = f"{database}.{table}" if table else f"{database}.*"
     missing = []
     for need in required:
-        names = _PRIVILEGE_ALIASES.get(need, {need})
-        if "ALL" not in have and not names & have:
+        names = PRIVILEGE_ALIASES.get(need, {need})
+        if lacks(held, need, scope):
             missing.append(need + (f" ({' / '.join(sorted(names - {need}))})" if len(names) > 1 else ""))
     return missing

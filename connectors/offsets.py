@@ -1,38 +1,45 @@
-"""Durable capture positions, stored in a control table of the source database.
+"""The capture side's positions: the embedded capture's restart point (in the state store),
+the heartbeat row both captures write into the source, and the committed position of either
+capture as the incremental watermark reads it.
 
-The broker here keeps topics in memory only, so the restart point cannot live in a
-compacted topic; a row in ``snapsync_capture_offset`` (beside the data it describes,
-as pg_chameleon and dlt do) survives a broker restart and a ``kill -9`` of capture.
-The row moves only after the broker acknowledged every event before the position.
+The broker here keeps topics in memory only, so the restart point cannot live in a compacted
+topic; a row in the state store's ``snapsync_capture_offset`` (beside the data it describes,
+as pg_chameleon and dlt do) survives a broker restart and a ``kill -9`` of capture. The row
+moves only after the broker acknowledged every event before the position.
+
+The heartbeat row (:func:`write_heartbeat`) lives in the signal schema on the source server:
+it must come back through the binlog. The exporter's watermark probe is the same statement
+under the key :data:`WATERMARK_PROBE`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-OFFSET_DDL = """CREATE TABLE IF NOT EXISTS `snapsync_capture_offset` (
-  `connector` VARCHAR(64) NOT NULL,
-  `binlog_file` VARCHAR(255) NOT NULL,
-  `binlog_pos` BIGINT UNSIGNED NOT NULL,
-  `gtid` VARCHAR(255) NULL,
-  `snapshot_completed` TINYINT(1) NOT NULL,
-  `events` BIGINT UNSIGNED NOT NULL DEFAULT 0,
-  `updated_at` DATETIME(6) NOT NULL,
-  PRIMARY KEY (`connector`)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"""
+from snapsync.connectors.state import signal_table
+from snapsync.schemas.errors import FatalError
+from snapsync.schemas.events import SourcePosition
 
-HEARTBEAT_DDL = """CREATE TABLE IF NOT EXISTS `snapsync_heartbeat` (
-  `connector` VARCHAR(64) NOT NULL,
-  `ts_us` BIGINT UNSIGNED NOT NULL,
-  PRIMARY KEY (`connector`)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"""
-
-#: The key of an exporter's watermark probe row in ``snapsync_heartbeat`` (sinks/incremental.py):
+#: The heartbeat table, in the signal schema.
+HEARTBEAT_TABLE = "snapsync_heartbeat"
+#: The key of an exporter's watermark probe row in the heartbeat table (sinks/incremental.py):
 #: the embedded capture stores its restart point at the end of the probe's transaction.
 WATERMARK_PROBE = "watermark-probe"
 
-#: Control tables written by capture itself: never captured as changes.
-CAPTURE_CONTROL_TABLES = ("snapsync_capture_offset", "snapsync_heartbeat")
+
+def heartbeat_statement(schema: str, key_sql: str = "%s") -> str:
+    """The heartbeat write: the server's clock in microseconds under a key. INSERT ... ON
+    DUPLICATE KEY UPDATE needs INSERT and UPDATE only (REPLACE would need DELETE too); Debezium's
+    ``heartbeat.action.query`` is this statement with the key written in (``key_sql``)."""
+    return (f"INSERT INTO {signal_table(schema, HEARTBEAT_TABLE)} (connector, ts_us) "
+            f"VALUES ({key_sql}, CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS UNSIGNED)) "
+            "ON DUPLICATE KEY UPDATE ts_us = VALUES(ts_us)")
+
+
+def write_heartbeat(conn, key: str) -> None:
+    """Commit one heartbeat row (``conn``: from ``connect_source``)."""
+    conn.cursor().execute(heartbeat_statement(conn.signal_schema), (key,))
+    conn.commit()
 
 
 @dataclass(frozen=True)
@@ -47,15 +54,11 @@ class StoredOffset:
 
 
 class OffsetStore:
-    """Reads and writes one connector's row (its own connection, autocommit)."""
+    """Reads and writes one connector's row (``conn``: its own state-store connection)."""
 
     def __init__(self, conn, connector: str) -> None:
         self.conn = conn
         self.connector = connector
-        cur = conn.cursor()
-        cur.execute(OFFSET_DDL)
-        cur.execute(HEARTBEAT_DDL)
-        conn.commit()
 
     def load(self) -> StoredOffset | None:
         cur = self.conn.cursor()
@@ -81,3 +84,59 @@ class OffsetStore:
     def reset(self) -> None:
         self.conn.cursor().execute("DELETE FROM snapsync_capture_offset WHERE connector = %s", (self.connector,))
         self.conn.commit()
+
+
+# --- the committed position of either capture ---------------------------------------------
+def stored_position(state, connector: str) -> tuple[SourcePosition | None, str]:
+    """The embedded capture's stored restart point (``state``: a state-store connection),
+    saved only after the producer flushed every event before it; or None with the reason."""
+    cur = state.cursor()
+    cur.execute("SELECT binlog_file, binlog_pos, snapshot_completed FROM snapsync_capture_offset "
+                "WHERE connector = %s", (connector,))
+    row = cur.fetchone()
+    state.commit()
+    if row is None:
+        return None, f"no position stored by capture {connector!r} (is `snapsync capture` running?)"
+    if not row[2]:
+        return None, f"capture {connector!r} is still taking its initial snapshot"
+    return SourcePosition(row[0], int(row[1])), ""
+
+
+def debezium_position(client, connector: str) -> tuple[SourcePosition | None, str]:
+    """The source offset Kafka Connect committed for the connector (``GET
+    /connectors/{name}/offsets``), which Connect commits only for records the broker
+    acknowledged. Debezium's ``pos`` there is the start of the transaction to resume in, so it
+    passes a probe once a later transaction (the next probe) was captured."""
+    try:
+        offsets = client.offsets(connector)
+    except FatalError:
+        return None, f"Kafka Connect has no connector {connector!r} (deploy it, or set SNAPSYNC_CONNECTOR)"
+    for item in offsets:
+        off = item.get("offset") or {}
+        if off.get("file") and off.get("pos") is not None:
+            if off.get("snapshot") in (True, "true") and not off.get("snapshot_completed"):
+                return None, f"Debezium connector {connector!r} is still snapshotting"
+            return SourcePosition(str(off["file"]), int(off["pos"])), ""
+    return None, f"Debezium connector {connector!r} has committed no source offset yet"
+
+
+def committed_position(state, settings, client=None) -> tuple[SourcePosition | None, str]:
+    """The capture's committed position (everything before it is acknowledged by the broker),
+    or None with the reason: :func:`debezium_position` or :func:`stored_position` as
+    ``settings.capture`` says (``client``: a ConnectClient to reuse).
+
+    Raises:
+        ConfigError: capture is debezium and no Kafka Connect URL is set.
+    """
+    if settings.capture != "debezium":
+        return stored_position(state, settings.connector)
+    if client is None:
+        from snapsync.connectors.kafka_connect import ConnectClient
+        from snapsync.schemas.errors import ConfigError
+
+        if not settings.connect_url:
+            raise ConfigError("capture is debezium but no Kafka Connect URL is set: "
+                              "set SNAPSYNC_CONNECT_URL (or connect_url in the config file)")
+        client = ConnectClient(settings.connect_url)
+    return debezium_position(client, settings.connector)
+

@@ -23,21 +23,22 @@ from snapsync.connectors import native_decoder
 _FSP_TYPES = {FIELD_TYPE.DATETIME2, FIELD_TYPE.TIMESTAMP2, FIELD_TYPE.TIME2}
 
 
-def open_reader(decoder: str, db, *, server_id: int, log_file: str, log_pos: int, schema: str,
+def open_reader(decoder: str, db, *, server_id: int, log_file: str, log_pos: int, schemas: list[str],
                 tables: list[str]):
     """A blocking replica from ``log_file:log_pos`` (``db``: the database settings) giving
-    capture its events through ``fetchone()``: ``python`` or ``native``."""
+    capture its events through ``fetchone()`` (rows of ``tables`` in ``schemas``): ``python``
+    or ``native``."""
     if decoder == "native":
         return native_decoder.NativeBinlogReader(
             host=db.host, port=db.port, user=db.user, password=db.password, server_id=server_id,
-            log_file=log_file, log_pos=log_pos, only_schemas=[schema], only_tables=tables)
+            log_file=log_file, log_pos=log_pos, only_schemas=list(schemas), only_tables=tables)
     return BinLogStreamReader(
         connection_settings={"host": db.host, "port": db.port, "user": db.user, "password": db.password},
         server_id=server_id,
         log_file=log_file, log_pos=log_pos, resume_stream=True, blocking=True,
         only_events=[WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent, XidEvent, QueryEvent, RotateEvent,
                      MariadbGtidEvent, GtidEvent, HeartbeatLogEvent],
-        only_schemas=[schema],
+        only_schemas=list(schemas),
         only_tables=tables,
         slave_heartbeat=1,
         enable_logging=False,

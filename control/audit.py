@@ -1,5 +1,13 @@
 """The audit history: every change of configuration, every delivery and every sync
-application, with who made it."""
+application, with who made it, in the state store's ``snapsync_audit``.
+
+Records of snapsync's own writes to the source (Data Sync applications, initial copies, undo)
+must commit with those writes, so they are written into the signal schema's
+``snapsync_audit_outbox`` in the source transaction (:func:`record_source_audit`) and moved into
+the state store right after (:func:`flush_outbox`; a record left by a crash in between is moved
+by the next flush). The outbox id is the application's *journal id*: its before-images in the
+signal schema carry it, and the state record keeps it (``journal_id``), so undo finds them.
+"""
 
 from __future__ import annotations
 
@@ -30,6 +38,64 @@ def record_audit(cur, *, account_id: int | None, entity: str, entity_id: str | N
     return cur.lastrowid
 
 
+def record_source_audit(cur, *, account_id: int | None, entity: str, entity_id: str | None, action: str,
+                        before: Any = None, after: Any = None, detail: Any = None, who: str | None = None) -> int:
+    """Append one audit record in the caller's *source* transaction (a connection from
+    ``connect_source``): it goes to the outbox, and :func:`flush_outbox` moves it. Returns
+    its journal id."""
+    from snapsync.connectors.state import signal_table
+
+    cur.execute(
+        f"INSERT INTO {signal_table(cur.connection, 'snapsync_audit_outbox')} (at, actor, account_id, entity, "
+        "entity_id, action, before_json, after_json, detail) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (utcnow(), who or actor(), account_id, entity, entity_id, action,
+         None if before is None else json.dumps(before, default=str),
+         None if after is None else json.dumps(after, default=str),
+         None if detail is None else json.dumps(detail, default=str)),
+    )
+    return cur.lastrowid
+
+
+#: Outbox records moved per round trip.
+OUTBOX_BATCH = 500
+
+
+def flush_outbox(source, state) -> int:
+    """Move every record of the outbox (``source``: a ``connect_source`` connection) into the
+    state store's audit (``state``), each exactly once: the state record is keyed by its
+    journal id, so a flush interrupted between its two commits moves nothing twice. Returns
+    how many were moved."""
+    from snapsync.connectors.state import signal_table
+
+    outbox = signal_table(source, "snapsync_audit_outbox")
+    moved = 0
+    while True:
+        cur = source.cursor()
+        cur.execute(f"SELECT outbox_id, at, actor, account_id, entity, entity_id, action, before_json, after_json, "
+                    f"detail FROM {outbox} ORDER BY outbox_id LIMIT %s", (OUTBOX_BATCH,))
+        rows = cur.fetchall()
+        source.commit()
+        if not rows:
+            return moved
+        st = state.cursor()
+        st.executemany("INSERT IGNORE INTO snapsync_audit (journal_id, at, actor, account_id, entity, entity_id, "
+                       "action, before_json, after_json, detail) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                       [tuple(r) for r in rows])
+        state.commit()
+        cur.execute(f"DELETE FROM {outbox} WHERE outbox_id IN ({','.join(['%s'] * len(rows))})",
+                    [r[0] for r in rows])
+        source.commit()
+        moved += len(rows)
+
+
+def flush_outbox_of(settings) -> int:
+    """:func:`flush_outbox` on connections of its own."""
+    from snapsync.connectors.state import connect_source, connect_state
+
+    with connect_source(settings) as source, connect_state(settings) as state:
+        return flush_outbox(source, state)
+
+
 def audit_rows(conn, *, account_id: int | None = None, entity: str | None = None, limit: int = 100) -> list[dict]:
     cur = conn.cursor()
     where, args = [], []
@@ -55,11 +121,9 @@ def audit_rows(conn, *, account_id: int | None = None, entity: str | None = None
 
 def history(settings, *, account_id: int | None = None, entity: str | None = None, limit: int = 100) -> list[dict]:
     """:func:`audit_rows` on its own connection."""
-    from snapsync.connectors.mysql import connect
-    from snapsync.control.tables import ensure_control_tables
+    from snapsync.connectors.state import connect_state
 
-    with connect(settings.db) as conn:
-        ensure_control_tables(conn)
+    with connect_state(settings) as conn:
         return audit_rows(conn, account_id=account_id, entity=entity, limit=limit)
 
 
@@ -67,19 +131,25 @@ def account_history(settings, account_id: int, *, entity: str | None = None, who
                     since=None, until=None, limit: int = 200) -> list[dict]:
     """One account's audit history, newest first, filtered by entity, by who acted and by
     time (``since`` inclusive, ``until`` exclusive; naive UTC datetimes). Sync applications
-    recorded without an account (by the stream applier) are included when their target
-    customer is one of the account's."""
+    recorded without an account are included when their target customer is one of the
+    account's (the customer list is read from the practice schema: the state store may be on
+    another server)."""
     from snapsync.connectors.mysql import connect
+    from snapsync.connectors.state import connect_state
+    from snapsync.control.accounts import customers_of
 
-    where = ["(a.account_id = %s OR (a.account_id IS NULL AND a.entity = 'sync_apply' AND "
-             "JSON_VALUE(a.detail, '$.target_customer') IN (SELECT customer_id FROM customer WHERE account_id = %s)))"]
-    args: list[Any] = [account_id, account_id]
+    with connect(settings.db) as conn:
+        customers = [c for c, _n in customers_of(conn, account_id)]
+    where = ["(a.account_id = %s" + (" OR (a.account_id IS NULL AND a.entity = 'sync_apply' AND "
+             "JSON_VALUE(a.detail, '$.target_customer') IN (" + ",".join(["%s"] * len(customers)) + "))"
+             if customers else "") + ")"]
+    args: list[Any] = [account_id, *customers]
     for clause, value in (("a.entity = %s", entity), ("a.actor = %s", who), ("a.at >= %s", since),
                           ("a.at < %s", until)):
         if value is not None:
             where.append(clause)
             args.append(value)
-    with connect(settings.db) as conn:
+    with connect_state(settings) as conn:
         cur = conn.cursor()
         cur.execute(
             "SELECT a.audit_id, a.at, a.actor, a.account_id, a.entity, a.entity_id, a.action, a.before_json, "
@@ -95,9 +165,9 @@ def account_history(settings, account_id: int, *, entity: str | None = None, who
 
 def account_facets(settings, account_id: int) -> dict[str, list[str]]:
     """The entities and the people found in one account's audit history (for filters)."""
-    from snapsync.connectors.mysql import connect
+    from snapsync.connectors.state import connect_state
 
-    with connect(settings.db) as conn:
+    with connect_state(settings) as conn:
         cur = conn.cursor()
         cur.execute("SELECT DISTINCT entity FROM snapsync_audit WHERE account_id = %s ORDER BY 1", (account_id,))
         entities = [r[0] for r in cur.fetchall()]
@@ -112,9 +182,9 @@ def account_facets(settings, account_id: int) -> dict[str, list[str]]:
 def record(settings, *, account_id: int | None, entity: str, entity_id: str | None, action: str,
            detail: Any = None, who: str | None = None) -> int:
     """:func:`record_audit` in its own transaction (downloads, sign-ins)."""
-    from snapsync.connectors.mysql import connect
+    from snapsync.connectors.state import connect_state
 
-    with connect(settings.db) as conn:
+    with connect_state(settings) as conn:
         audit_id = record_audit(conn.cursor(), account_id=account_id, entity=entity, entity_id=entity_id,
                                 action=action, detail=detail, who=who)
         conn.commit()

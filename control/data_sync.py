@@ -1,6 +1,7 @@
 """Data Sync writes started from the control plane: the initial copy of a new group or
-target, undo of one application, and the group actions that trigger a copy. The stream
-applier (``streams/sync_apply.py``) shares the helpers for before-images and echo markers.
+target (queued as a task the worker makes, ``control/sync_tasks.py``), and the group actions
+that trigger a copy. The stream applier (``streams/sync_apply.py``) and undo share the helpers
+for before-images and echo markers.
 
 Rules (docs/contracts.md, Data Sync): items are matched by natural key; create-only
 creates what is missing and never modifies; override makes the target item equal to the
@@ -14,9 +15,9 @@ from typing import Any
 
 import pymysql
 
-from snapsync.connectors.mysql import connect
+from snapsync.connectors.state import connect_source, connect_state, signal_table
 from snapsync.control import sync_groups
-from snapsync.control.audit import record_audit
+from snapsync.control.audit import flush_outbox, record_source_audit
 from snapsync.schemas.catalog import DataSet, sync_datasets
 from snapsync.schemas.config import Settings
 from snapsync.schemas.control import SyncGroup, utcnow
@@ -37,18 +38,18 @@ def mark_echo(cur, table: str, row_id: int, image: dict[str, Any], path: list[in
     """Remember a row image snapsync wrote. When it comes back through the change stream the
     fan-out sends it on only to targets not in ``path`` (the customers the change has been
     applied in, from its origin); ``path`` None: never fan it out."""
-    cur.execute("INSERT INTO snapsync_sync_echo (table_name, row_id, digest, path, created_at) "
-                "VALUES (%s, %s, %s, %s, %s)",
+    cur.execute(f"INSERT INTO {signal_table(cur.connection, 'snapsync_sync_echo')} (table_name, row_id, digest, "
+                "path, created_at) VALUES (%s, %s, %s, %s, %s)",
                 (table, row_id, row_digest(image), None if path is None else json.dumps(path), utcnow()))
 
 
-def save_before(cur, audit_id: int, ds: DataSet, target: int, row_id: int | None, natural_key: dict,
+def save_before(cur, journal_id: int, ds: DataSet, target: int, row_id: int | None, natural_key: dict,
                 before: dict[str, Any] | None, after: dict[str, Any] | None = None) -> None:
     """The before-image of one application (None: the row was created), for undo, and what
-    it wrote (to tell at undo time whether the item changed since)."""
-    cur.execute("INSERT INTO snapsync_sync_before (audit_id, table_name, target_customer, row_id, natural_key, "
-                "before_json, after_json) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                (audit_id, ds.table, target, row_id, json.dumps(natural_key),
+    it wrote (to tell at undo time whether the item changed since), in the source transaction."""
+    cur.execute(f"INSERT INTO {signal_table(cur.connection, 'snapsync_sync_before')} (journal_id, table_name, "
+                "target_customer, row_id, natural_key, before_json, after_json) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                (journal_id, ds.table, target, row_id, json.dumps(natural_key),
                  None if before is None else json.dumps(mysql_texts(ds, before)),
                  None if after is None else json.dumps({c: v for c, v in mysql_texts(ds, after).items()
                                                         if c in ds.sync_columns})))
@@ -63,8 +64,10 @@ def initial_copy(conn, group_id: int, source: int, target: int, tables: list[Dat
                  account_id: int | None = None, _known_empty: bool | None = None) -> dict:
     """The bulk copy of a new group or target (the old "Data Copy"): set-based SQL, one
     transaction per table, before-images kept for undo under one audit record each (of
-    ``account_id``, so the account's audit history shows it)."""
+    ``account_id``, so the account's audit history shows it). ``conn``: from
+    ``connect_source``; the audit records wait in the outbox until ``flush_outbox``."""
     counts = {}
+    before_table = signal_table(conn, "snapsync_sync_before")
     cur = conn.cursor()
     cur.execute("SELECT @@innodb_autoinc_lock_mode")
     consecutive = int(cur.fetchone()[0]) in (0, 1)
@@ -75,7 +78,7 @@ def initial_copy(conn, group_id: int, source: int, target: int, tables: list[Dat
         src_cols = ", ".join(f"s.`{c}`" for c in cols)
         match = " AND ".join(f"x.`{c}` = s.`{c}`" for c in ds.natural_key)
         nk_json = "JSON_OBJECT(" + ", ".join(f"'{c}', s.`{c}`" for c in ds.natural_key) + ")"
-        audit_id = record_audit(cur, account_id=account_id, entity="sync_apply",
+        journal = record_source_audit(cur, account_id=account_id, entity="sync_apply",
                                 entity_id=f"initial:{group_id}:{target}",
                                 action=f"initial-{mode}", detail={"group_id": group_id, "table": ds.table,
                                                                    "source_customer": source,
@@ -93,17 +96,17 @@ def initial_copy(conn, group_id: int, source: int, target: int, tables: list[Dat
             all_cols = _text_object("x", ds.column_names)
             differs = " OR ".join(f"NOT (x.`{c}` <=> s.`{c}`)" for c in cols) or "FALSE"
             cur.execute(
-                f"INSERT INTO snapsync_sync_before (audit_id, table_name, target_customer, row_id, natural_key, "
+                f"INSERT INTO {before_table} (journal_id, table_name, target_customer, row_id, natural_key, "
                 f"before_json, after_json) SELECT %s, %s, %s, x.id, {nk_json}, {all_cols}, {written} "
                 f"FROM `{ds.table}` x JOIN `{ds.table}` s ON s.customer_id = %s AND {match} "
                 f"WHERE x.customer_id = %s AND ({differs})",
-                (audit_id, ds.table, target, source, target))
+                (journal, ds.table, target, source, target))
             changed = cur.rowcount
         if not consecutive:
             # Interleaved AUTO_INCREMENT (mode 2, MySQL 8's default): record each created key.
-            cur.execute(f"INSERT INTO snapsync_sync_before (audit_id, table_name, target_customer, row_id, "
+            cur.execute(f"INSERT INTO {before_table} (journal_id, table_name, target_customer, row_id, "
                         f"natural_key, before_json, after_json) SELECT %s, %s, %s, NULL, {nk_json}, NULL, {written} "
-                        f"{missing}", (audit_id, ds.table, target, source, target))
+                        f"{missing}", (journal, ds.table, target, source, target))
         # Created rows: with innodb_autoinc_lock_mode 0 or 1 one INSERT ... SELECT holds the
         # AUTO-INC lock for the statement and gets consecutive ids: undo needs only the range.
         try:
@@ -119,9 +122,9 @@ def initial_copy(conn, group_id: int, source: int, target: int, tables: list[Dat
             first = cur.fetchone()[0]
             # The range only (what undo removes): no after-image of each created row, which would
             # cost as much as the copy; undo asks for --force to remove created items.
-            cur.execute("INSERT INTO snapsync_sync_before (audit_id, table_name, target_customer, row_id, "
+            cur.execute(f"INSERT INTO {before_table} (journal_id, table_name, target_customer, row_id, "
                         "natural_key, before_json) VALUES (%s, %s, %s, %s, %s, NULL)",
-                        (audit_id, ds.table, target, first, json.dumps({"__created_ids__": created})))
+                        (journal, ds.table, target, first, json.dumps({"__created_ids__": created})))
         if mode == "override" and changed:
             updates = ", ".join(f"x.`{c}` = s.`{c}`" for c in cols if c not in ds.natural_key)
             cur.execute(f"UPDATE `{ds.table}` x JOIN `{ds.table}` s ON s.customer_id = %s AND {match} "
@@ -131,44 +134,70 @@ def initial_copy(conn, group_id: int, source: int, target: int, tables: list[Dat
     return counts
 
 
-def copy_to_targets(settings: Settings, group: SyncGroup, targets) -> dict:
-    """The initial copy of ``group``'s categories into ``targets``, when the account's Data
-    Sync is enabled. Returns ``{target: {table: {created, overridden}}}`` ({} when disabled)."""
-    with connect(settings.db) as conn:
-        if not sync_groups.service_enabled(conn, group.account_id):
-            return {}
-        tables = [d for c in group.categories for d in sync_datasets(c)]
-        return {t: initial_copy(conn, group.group_id, group.source_customer, t, tables, group.mode, group.account_id)
-                for t in targets}
+def copy_tables(settings: Settings, group: SyncGroup, target: int, tables: list[DataSet]) -> dict:
+    """The initial copy of ``tables`` from ``group``'s sync-from customer into ``target``, on
+    connections of its own (the worker makes it: ``control/sync_tasks.py``). Returns
+    ``{table: {created, overridden}}``."""
+    with connect_state(settings) as state, connect_source(settings) as conn:
+        try:
+            return initial_copy(conn, group.group_id, group.source_customer, target, tables, group.mode,
+                                group.account_id)
+        finally:
+            flush_outbox(conn, state)
+
+
+def _queue_copies(conn, group: SyncGroup, targets, who: str | None) -> dict[int, int]:
+    """Copy tasks for ``targets`` when the account's Data Sync is on (in the caller's transaction)."""
+    from snapsync.control.sync_tasks import enqueue_copy
+
+    if not targets or not sync_groups.service_enabled(conn, group.account_id):
+        return {}
+    return enqueue_copy(conn.cursor(), group, targets, who=who)
 
 
 def create_group(settings: Settings, source: int, targets: tuple[int, ...], categories: tuple[str, ...],
                  mode: str = "create-only", *, account_id: int | None = None,
-                 who: str | None = None) -> tuple[SyncGroup, dict]:
-    """Add a group (validated, audited) and make its initial copy. Returns (group, copied).
+                 who: str | None = None) -> tuple[SyncGroup, dict[int, int]]:
+    """Add a group (validated, audited) and queue its initial copy, in one transaction; the
+    worker makes the copy. Returns (group, ``{target: copy task id}``; {} when the account's
+    Data Sync is disabled).
 
     ``account_id``: the account the caller acts in (the web app), see
     :func:`~snapsync.control.sync_groups.add_group`."""
-    group = sync_groups.add_group(settings, source, targets, categories, mode, account_id=account_id, who=who)
-    return group, copy_to_targets(settings, group, group.targets)
+    tasks: dict[int, int] = {}
+
+    def then(conn, group):
+        tasks.update(_queue_copies(conn, group, group.targets, who))
+
+    group = sync_groups.add_group(settings, source, targets, categories, mode, account_id=account_id, who=who,
+                                  then=then)
+    return group, tasks
 
 
-def change_group(settings: Settings, group_id: int, **changes) -> tuple[SyncGroup, SyncGroup, dict]:
+def change_group(settings: Settings, group_id: int, **changes) -> tuple[SyncGroup, SyncGroup, dict[int, int]]:
     """Edit a group (keywords of :func:`~snapsync.control.sync_groups.edit_group`); targets
     it did not have before get the initial copy, and every target does when the sync-from
-    customer changed. Returns (before, after, copied)."""
-    before, after = sync_groups.edit_group(settings, group_id, **changes)
-    if after.source_customer != before.source_customer:
-        added = list(after.targets)
-    else:
-        added = [t for t in after.targets if t not in before.targets]
-    return before, after, copy_to_targets(settings, after, added) if added else {}
+    customer changed (queued in the same transaction). Returns (before, after, copy tasks)."""
+    tasks: dict[int, int] = {}
+
+    def then(conn, before, after):
+        added = (list(after.targets) if after.source_customer != before.source_customer
+                 else [t for t in after.targets if t not in before.targets])
+        tasks.update(_queue_copies(conn, after, added, changes.get("who")))
+
+    before, after = sync_groups.edit_group(settings, group_id, then=then, **changes)
+    return before, after, tasks
 
 
 def enable_service(settings: Settings, account_id: int, *, who: str | None = None) -> list[SyncGroup]:
-    """Enable the account's Data Sync and copy every group's current items."""
-    sync_groups.set_service(settings, account_id, True, who=who)
-    groups = sync_groups.load_groups_for(settings, account_id)
-    for g in groups:
-        copy_to_targets(settings, g, g.targets)
+    """Enable the account's Data Sync and queue the copy of every group's current items (one
+    transaction)."""
+    groups: list[SyncGroup] = []
+
+    def then(conn):
+        groups.extend(sync_groups.load_groups(conn, account_id, commit=False))
+        for g in groups:
+            _queue_copies(conn, g, g.targets, who)
+
+    sync_groups.set_service(settings, account_id, True, who=who, then=then)
     return groups

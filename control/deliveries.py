@@ -58,9 +58,9 @@ def finish(cur, delivery_id: int, account_id: int, finished: dt.datetime, path: 
 
 def latest(settings, account_id: int) -> dict | None:
     """The account's newest delivery record (any outcome), or None."""
-    from snapsync.connectors.mysql import connect
+    from snapsync.connectors.state import connect_state
 
-    with connect(settings.db) as conn:
+    with connect_state(settings) as conn:
         cur = conn.cursor()
         cur.execute("SELECT delivery_id, slot_date, kind, status, started_at, finished_at, bytes, rows_total "
                     "FROM snapsync_delivery WHERE account_id = %s ORDER BY delivery_id DESC LIMIT 1", (account_id,))

@@ -21,9 +21,9 @@ def notify(cur, *, account_id: int, kind: str, message: str, detail: Any = None)
 
 def for_user(settings, account_id: int, user_id: int, *, unread_only: bool = False, limit: int = 100) -> list[dict]:
     """The account's messages, newest first, each with whether this user has read it."""
-    from snapsync.connectors.mysql import connect
+    from snapsync.connectors.state import connect_state
 
-    with connect(settings.db) as conn:
+    with connect_state(settings) as conn:
         cur = conn.cursor()
         cur.execute(
             "SELECT n.notification_id, n.at, n.kind, n.message, n.detail, r.read_at FROM snapsync_notification n "
@@ -38,9 +38,9 @@ def for_user(settings, account_id: int, user_id: int, *, unread_only: bool = Fal
 
 def unread_count(settings, account_id: int, user_id: int) -> int:
     """How many of the account's messages this user has not read."""
-    from snapsync.connectors.mysql import connect
+    from snapsync.connectors.state import connect_state
 
-    with connect(settings.db) as conn:
+    with connect_state(settings) as conn:
         cur = conn.cursor()
         cur.execute("SELECT COUNT(*) FROM snapsync_notification n LEFT JOIN snapsync_notification_read r "
                     "ON r.notification_id = n.notification_id AND r.user_id = %s "
@@ -53,9 +53,9 @@ def unread_count(settings, account_id: int, user_id: int) -> int:
 def mark_read(settings, account_id: int, user_id: int, ids: list[int] | None = None) -> int:
     """Mark messages of the account as read by this user (``ids`` None: all of them). Ids of
     other accounts' messages are ignored. Returns how many were newly marked."""
-    from snapsync.connectors.mysql import connect
+    from snapsync.connectors.state import connect_state
 
-    with connect(settings.db) as conn:
+    with connect_state(settings) as conn:
         cur = conn.cursor()
         only = ""
         args: list[Any] = [user_id, utcnow(), account_id]

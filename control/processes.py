@@ -1,5 +1,5 @@
 """Which long-running processes are alive: each says so every few seconds in
-``snapsync_process`` (role, host, pid, when last seen, its metrics port), and says it stopped
+the state store's ``snapsync_process`` (role, host, pid, when last seen, its metrics port), and says it stopped
 when it stops cleanly. ``snapsync status`` reports a process not seen for three of its
 intervals as stopped: one killed with ``kill -9`` or whose machine went away says nothing.
 
@@ -15,8 +15,7 @@ import socket
 import threading
 import uuid
 
-from snapsync.connectors.mysql import connect
-from snapsync.control.tables import ensure_control_tables
+from snapsync.connectors.state import connect_state
 
 log = logging.getLogger("snapsync.processes")
 
@@ -66,9 +65,7 @@ class Beacon:
         while not self._stop.is_set():
             try:
                 if conn is None:
-                    conn = connect(self.settings.db)
-                    if first:
-                        ensure_control_tables(conn)
+                    conn = connect_state(self.settings)
                 self._beat(conn, first)
                 first = False
             except Exception as exc:  # noqa: BLE001 - a missed beat; the next one tries again
@@ -87,7 +84,7 @@ class Beacon:
         """Record a clean stop (a killed process never gets here: it is judged by its silence)."""
         self._stop.set()
         try:
-            with connect(self.settings.db) as conn:
+            with connect_state(self.settings) as conn:
                 cur = conn.cursor()
                 cur.execute("UPDATE snapsync_process SET stopped_at=UTC_TIMESTAMP(6) WHERE process_id=%s", (self.id,))
                 conn.commit()

@@ -1,4 +1,4 @@
-"""Snapshot settings per account: validated, stored in ``snapsync_snapshot_settings``,
+"""Snapshot settings per account: validated, stored in the state store's ``snapsync_snapshot_settings``,
 every change audited with before and after."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from typing import get_args
 from pydantic import ValidationError
 
 from snapsync.connectors.mysql import connect
+from snapsync.connectors.state import connect_state
 from snapsync.control.accounts import check_customers
 from snapsync.control.audit import actor, record_audit
-from snapsync.control.tables import ensure_control_tables
 from snapsync.schemas.config import Settings
 from snapsync.schemas.control import Format, SnapshotSettings, utcnow
 from snapsync.schemas.errors import ConfigError, config_error
@@ -36,8 +36,7 @@ def load(conn, account_id: int) -> SnapshotSettings | None:
 
 def get(settings: Settings, account_id: int) -> SnapshotSettings | None:
     """The account's settings (None when it has none), on its own connection."""
-    with connect(settings.db) as conn:
-        ensure_control_tables(conn)
+    with connect_state(settings) as conn:
         return load(conn, account_id)
 
 
@@ -60,8 +59,7 @@ def configure(settings: Settings, account_id: int, *, who: str | None = None, te
     Raises:
         ConfigError: every problem, with ``fields`` naming the field each belongs to.
     """
-    with connect(settings.db) as conn:
-        ensure_control_tables(conn)
+    with connect_state(settings) as conn:
         before = load(conn, account_id)
         base = before.model_dump() if before else {"account_id": account_id}
         base.update({k: v for k, v in changes.items() if v is not None})
@@ -70,8 +68,9 @@ def configure(settings: Settings, account_id: int, *, who: str | None = None, te
         except ValidationError as exc:
             raise config_error(exc, "invalid snapshot settings:", fixes=_FIXES) from None
         try:
-            check_customers(conn, new.customers, what="snapshot settings", account_id=account_id,
-                            hint=f"select customers of account {account_id}", tenant_view=tenant_view)
+            with connect(settings.db) as source:
+                check_customers(source, new.customers, what="snapshot settings", account_id=account_id,
+                                hint=f"select customers of account {account_id}", tenant_view=tenant_view)
         except ConfigError as exc:
             raise ConfigError(str(exc), fields={"customers": str(exc).removeprefix(
                 "invalid snapshot settings: ")}) from None
@@ -89,8 +88,7 @@ def configure(settings: Settings, account_id: int, *, who: str | None = None, te
 
 
 def disable(settings: Settings, account_id: int, *, who: str | None = None) -> SnapshotSettings:
-    with connect(settings.db) as conn:
-        ensure_control_tables(conn)
+    with connect_state(settings) as conn:
         before = load(conn, account_id)
     if before is None:
         raise ConfigError(f"account {account_id} has no snapshot settings: nothing to disable")

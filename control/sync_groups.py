@@ -1,4 +1,4 @@
-"""Data Sync groups per account: validated, stored in control tables, every change audited."""
+"""Data Sync groups per account: validated, stored in the state store, every change audited."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import json
 from pydantic import ValidationError
 
 from snapsync.connectors.mysql import connect
+from snapsync.connectors.state import connect_state
 from snapsync.control.accounts import account_of, check_customers, require_account
 from snapsync.control.audit import record_audit
-from snapsync.control.tables import ensure_control_tables
 from snapsync.schemas.config import Settings
 from snapsync.schemas.control import CLI_CATEGORIES, SyncGroup, utcnow
 from snapsync.schemas.errors import ConfigError, NotFoundError, config_error
@@ -31,7 +31,8 @@ def _model(**kw) -> SyncGroup:
         raise config_error(exc, "invalid sync group:") from None
 
 
-def load_groups(conn, account_id: int | None = None) -> list[SyncGroup]:
+def load_groups(conn, account_id: int | None = None, *, commit: bool = True) -> list[SyncGroup]:
+    """The groups (of one account), by id; ``commit=False`` inside the caller's transaction."""
     cur = conn.cursor()
     cur.execute("SELECT group_id, account_id, source_customer, mode, categories FROM snapsync_sync_group"
                 + (" WHERE account_id = %s" if account_id is not None else "") + " ORDER BY group_id",
@@ -42,18 +43,19 @@ def load_groups(conn, account_id: int | None = None) -> list[SyncGroup]:
         cur2.execute("SELECT target_customer FROM snapsync_sync_target WHERE group_id = %s ORDER BY 1", (gid,))
         groups.append(SyncGroup(group_id=gid, account_id=acc, source_customer=src, mode=mode,
                                 categories=tuple(json.loads(cats)), targets=tuple(r[0] for r in cur2.fetchall())))
-    conn.commit()
+    if commit:
+        conn.commit()
     return groups
 
 
 def load_groups_for(settings: Settings, account_id: int) -> list[SyncGroup]:
-    with connect(settings.db) as conn:
-        ensure_control_tables(conn)
+    with connect_state(settings) as conn:
         return load_groups(conn, account_id)
 
 
-def validate(conn, group: SyncGroup, *, tenant_view: bool = False) -> None:
-    """The checks that need the database: customers, accounts, conflicting sources.
+def validate(conn, source, group: SyncGroup, *, tenant_view: bool = False) -> None:
+    """The checks that need the database: customers and accounts (``source``: the practice
+    database), conflicting sources (``conn``: the state store).
 
     Args:
         tenant_view: the caller acts inside ``group.account_id`` (the web app): customers of
@@ -71,13 +73,13 @@ def validate(conn, group: SyncGroup, *, tenant_view: bool = False) -> None:
         if not customers:
             continue
         try:
-            check_customers(conn, customers, what="sync group", hint="Data Sync works within one account",
+            check_customers(source, customers, what="sync group", hint="Data Sync works within one account",
                             account_id=group.account_id if tenant_view else None, tenant_view=tenant_view)
         except ConfigError as exc:
             problems.append((field, str(exc).removeprefix("invalid sync group: ")))
     if not problems and not tenant_view:
         try:
-            check_customers(conn, (group.source_customer, *(t for t in group.targets if t != group.source_customer)),
+            check_customers(source, (group.source_customer, *(t for t in group.targets if t != group.source_customer)),
                             what="sync group", hint="Data Sync works within one account")
         except ConfigError as exc:
             problems.append(("targets", str(exc).removeprefix("invalid sync group: ")))
@@ -118,27 +120,31 @@ def _store(cur, group: SyncGroup) -> int:
 
 
 def add_group(settings: Settings, source: int, targets: tuple[int, ...], categories: tuple[str, ...],
-              mode: str = "create-only", *, account_id: int | None = None, who: str | None = None) -> SyncGroup:
+              mode: str = "create-only", *, account_id: int | None = None, who: str | None = None,
+              then=None) -> SyncGroup:
     """Store a new group (validated, audited).
 
     Args:
         account_id: the account the caller acts in (the web app): every customer must be one
             of its own, others are reported as unknown. Default: the source customer's account.
         who: who makes the change, for the audit.
+        then: ``then(conn, group)`` runs in the same transaction before it commits (the
+            initial copy's tasks).
     """
-    with connect(settings.db) as conn:
-        ensure_control_tables(conn)
+    with connect_state(settings) as conn, connect(settings.db) as practice:
         tenant_view = account_id is not None
         if account_id is None:
-            account_id = account_of(conn, source)
+            account_id = account_of(practice, source)
         group = _model(account_id=account_id, source_customer=source, targets=targets, categories=categories,
                        mode=mode)
-        validate(conn, group, tenant_view=tenant_view)
+        validate(conn, practice, group, tenant_view=tenant_view)
         cur = conn.cursor()
         gid = _store(cur, group)
         group = group.model_copy(update={"group_id": gid})
         record_audit(cur, account_id=group.account_id, entity="sync_group", entity_id=str(gid), action="create",
                      after=group.model_dump(), who=who)
+        if then is not None:
+            then(conn, group)
         conn.commit()
         return group
 
@@ -157,41 +163,41 @@ def get_group(conn, group_id: int, account_id: int | None = None) -> SyncGroup:
 
 def find_group(settings: Settings, account_id: int, group_id: int) -> SyncGroup:
     """:func:`get_group` of one account, on its own connection."""
-    with connect(settings.db) as conn:
-        ensure_control_tables(conn)
+    with connect_state(settings) as conn:
         return get_group(conn, group_id, account_id)
 
 
 def edit_group(settings: Settings, group_id: int, *, source: int | None = None,
                targets: tuple[int, ...] | None = None, categories: tuple[str, ...] | None = None,
                mode: str | None = None, account_id: int | None = None,
-               who: str | None = None) -> tuple[SyncGroup, SyncGroup]:
+               who: str | None = None, then=None) -> tuple[SyncGroup, SyncGroup]:
     """Change a group; returns (before, after).
 
     Args:
         account_id: the account the caller acts in (the web app): the group and every
             customer must be its own (otherwise: does not exist / unknown customer).
+        then: ``then(conn, before, after)`` runs in the same transaction before it commits.
     """
-    with connect(settings.db) as conn:
-        ensure_control_tables(conn)
+    with connect_state(settings) as conn, connect(settings.db) as practice:
         before = get_group(conn, group_id, account_id)
         data = before.model_dump()
         data.update({k: v for k, v in {"source_customer": source, "targets": targets, "categories": categories,
                                        "mode": mode}.items() if v is not None})
         after = _model(**data)
-        validate(conn, after, tenant_view=account_id is not None)
+        validate(conn, practice, after, tenant_view=account_id is not None)
         cur = conn.cursor()
         _store(cur, after)
         record_audit(cur, account_id=after.account_id, entity="sync_group", entity_id=str(group_id),
                      action="update", before=before.model_dump(), after=after.model_dump(), who=who)
+        if then is not None:
+            then(conn, before, after)
         conn.commit()
         return before, after
 
 
 def delete_group(settings: Settings, group_id: int, *, account_id: int | None = None,
                  who: str | None = None) -> SyncGroup:
-    with connect(settings.db) as conn:
-        ensure_control_tables(conn)
+    with connect_state(settings) as conn:
         before = get_group(conn, group_id, account_id)
         cur = conn.cursor()
         cur.execute("DELETE FROM snapsync_sync_target WHERE group_id=%s", (group_id,))
@@ -202,10 +208,12 @@ def delete_group(settings: Settings, group_id: int, *, account_id: int | None = 
         return before
 
 
-def set_service(settings: Settings, account_id: int, enabled: bool, *, who: str | None = None) -> None:
-    with connect(settings.db) as conn:
-        ensure_control_tables(conn)
-        require_account(conn, account_id)
+def set_service(settings: Settings, account_id: int, enabled: bool, *, who: str | None = None, then=None) -> None:
+    """Enable or disable an account's Data Sync (audited); ``then(conn)`` runs in the same
+    transaction before it commits."""
+    with connect(settings.db) as practice:
+        require_account(practice, account_id)
+    with connect_state(settings) as conn:
         cur = conn.cursor()
         cur.execute("SELECT enabled FROM snapsync_sync_service WHERE account_id = %s", (account_id,))
         row = cur.fetchone()
@@ -214,13 +222,14 @@ def set_service(settings: Settings, account_id: int, enabled: bool, *, who: str 
         record_audit(cur, account_id=account_id, entity="sync_service", entity_id=str(account_id),
                      action="enable" if enabled else "disable",
                      before=None if row is None else {"enabled": bool(row[0])}, after={"enabled": enabled}, who=who)
+        if then is not None:
+            then(conn)
         conn.commit()
 
 
 def is_enabled(settings: Settings, account_id: int) -> bool:
     """Whether the account's Data Sync service is on, on its own connection."""
-    with connect(settings.db) as conn:
-        ensure_control_tables(conn)
+    with connect_state(settings) as conn:
         on = service_enabled(conn, account_id)
         conn.commit()
         return on
@@ -256,7 +265,6 @@ def group_view(group: SyncGroup) -> dict:
 
 def list_groups(settings: Settings, account_id: int | None = None) -> list[dict]:
     """Every group (of one account) as :func:`group_view`, with the account's service state."""
-    with connect(settings.db) as conn:
-        ensure_control_tables(conn)
+    with connect_state(settings) as conn:
         return [{**group_view(g), "service_enabled": service_enabled(conn, g.account_id)}
                 for g in load_groups(conn, account_id)]

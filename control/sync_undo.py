@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import json
 
-from snapsync.connectors.mysql import connect, encoded_rows
-from snapsync.control.audit import record_audit
+from snapsync.connectors.mysql import encoded_rows
+from snapsync.connectors.state import connect_source, connect_state, signal_table
+from snapsync.control.audit import flush_outbox, record_source_audit
 from snapsync.control.data_sync import mark_echo, where_natural_key
 from snapsync.schemas.catalog import DataSet, dataset
 from snapsync.schemas.config import Settings
@@ -54,18 +55,34 @@ def changes_since(cur, table: str, target: int, row_id: int | None, nk: dict, af
     return {i: cols for i, cols in found.items() if cols}
 
 
-def undo(conn, audit_id: int, *, force: bool = False) -> int:
+def journal_of(state, audit_id: int) -> int | None:
+    """The journal id of a sync application's audit record (None: not one)."""
+    cur = state.cursor()
+    cur.execute("SELECT journal_id FROM snapsync_audit WHERE audit_id = %s AND entity = 'sync_apply'", (audit_id,))
+    row = cur.fetchone()
+    state.commit()
+    return None if row is None or row[0] is None else int(row[0])
+
+
+def undo(conn, state, audit_id: int, *, force: bool = False) -> int:
     """Restore what one sync application (or initial copy) overwrote; remove what it
-    created. Returns the number of rows restored or removed.
+    created. Returns the number of rows restored or removed. ``conn``: from ``connect_source``
+    (the restore, its echo marks and its audit record commit together); ``state``: the state
+    store (the audit record named, and the undo's record once moved).
 
     Raises:
         ConfigError: nothing to undo under that id, or (without ``force``) an item changed
             after the application, naming the rows and columns.
     """
+    flush_outbox(conn, state)  # an application's record still in the outbox is undoable too
+    journal = journal_of(state, audit_id)
+    before_table = signal_table(conn, "snapsync_sync_before")
     cur = conn.cursor()
-    cur.execute("SELECT table_name, target_customer, row_id, natural_key, before_json, after_json "
-                "FROM snapsync_sync_before WHERE audit_id = %s", (audit_id,))
-    rows = cur.fetchall()
+    rows = ()
+    if journal is not None:
+        cur.execute("SELECT table_name, target_customer, row_id, natural_key, before_json, after_json "
+                    f"FROM {before_table} WHERE journal_id = %s", (journal,))
+        rows = cur.fetchall()
     if not rows:
         raise ConfigError(f"audit record {audit_id} has nothing to undo: give the id of a sync application "
                           "(`snapsync audit --entity sync_apply`)")
@@ -101,14 +118,50 @@ def undo(conn, audit_id: int, *, force: bool = False) -> int:
             if restored:  # the restore is snapsync's own write too: never fan it out
                 mark_echo(cur, table, row_id, restored[0], None)
         n += cur.rowcount if before_json is None else 1
-    record_audit(cur, account_id=None, entity="sync_apply", entity_id=str(audit_id), action="undo",
-                 detail={"rows": n, "forced": force})
-    cur.execute("DELETE FROM snapsync_sync_before WHERE audit_id = %s", (audit_id,))
+    record_source_audit(cur, account_id=None, entity="sync_apply", entity_id=str(audit_id), action="undo",
+                        detail={"rows": n, "forced": force})
+    cur.execute(f"DELETE FROM {before_table} WHERE journal_id = %s", (journal,))
     conn.commit()
+    flush_outbox(conn, state)
     return n
 
 
+def request_undo(settings: Settings, audit_id: int, *, force: bool = False, account_id: int | None = None,
+                 who: str | None = None) -> int:
+    """Queue the undo of one sync application for the worker (``control/sync_tasks.py``); its id.
+
+    Args:
+        account_id: the account the caller acts in (the web app): an application of another
+            account is reported as not found.
+
+    Raises:
+        ConfigError: no sync application under that id (in that account).
+    """
+    from snapsync.connectors.mysql import connect
+    from snapsync.control.accounts import customer_accounts
+    from snapsync.control.sync_tasks import enqueue
+
+    missing = ConfigError(f"audit record {audit_id} has nothing to undo: give the id of a sync application "
+                          "(`snapsync audit --entity sync_apply`)")
+    with connect_state(settings) as state:
+        cur = state.cursor()
+        cur.execute("SELECT account_id, JSON_VALUE(detail, '$.target_customer'), journal_id, action FROM "
+                    "snapsync_audit WHERE audit_id = %s AND entity = 'sync_apply'", (audit_id,))
+        row = cur.fetchone()
+        if row is None or row[2] is None or row[3] == "undo":
+            raise missing
+        owner = row[0]
+        if owner is None and row[1] is not None:
+            with connect(settings.db) as practice:
+                owner = customer_accounts(practice, [int(row[1])]).get(int(row[1]))
+        if owner is None or (account_id is not None and owner != account_id):
+            raise missing
+        task_id = enqueue(cur, owner, "undo", {"audit_id": audit_id, "force": force}, who=who)
+        state.commit()
+        return task_id
+
+
 def undo_application(settings: Settings, audit_id: int, *, force: bool = False) -> int:
-    """:func:`undo` on its own connection."""
-    with connect(settings.db) as conn:
-        return undo(conn, audit_id, force=force)
+    """:func:`undo` on connections of its own."""
+    with connect_source(settings) as conn, connect_state(settings) as state:
+        return undo(conn, state, audit_id, force=force)

@@ -24,9 +24,9 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from pydantic import ValidationError
 
 from snapsync.connectors.mysql import connect
+from snapsync.connectors.state import connect_state
 from snapsync.control.accounts import require_account
 from snapsync.control.audit import actor, record_audit
-from snapsync.control.tables import ensure_control_tables
 from snapsync.schemas.config import Settings
 from snapsync.schemas.control import User, utcnow
 from snapsync.schemas.errors import ConfigError, NotFoundError, config_error
@@ -72,9 +72,9 @@ def add_user(settings: Settings, account_id: int, email: str, role: str, passwor
     except ValidationError as exc:
         raise config_error(exc, "invalid user:", fixes={"role": "use auth-rep or viewer"}) from None
     check_password(password)
-    with connect(settings.db) as conn:
-        ensure_control_tables(conn)
-        require_account(conn, account_id)
+    with connect(settings.db) as practice:
+        require_account(practice, account_id)
+    with connect_state(settings) as conn:
         if find(conn, user.email) is not None:
             raise ConfigError(f"a user with e-mail {user.email} already exists: `snapsync users list` shows them")
         cur = conn.cursor()
@@ -98,8 +98,7 @@ def find(conn, email: str) -> User | None:
 
 
 def get_user(settings: Settings, email: str) -> User:
-    with connect(settings.db) as conn:
-        ensure_control_tables(conn)
+    with connect_state(settings) as conn:
         user = find(conn, email)
     if user is None:
         raise NotFoundError(f"no user with e-mail {email.strip().lower()}: `snapsync users list` shows them")
@@ -107,8 +106,7 @@ def get_user(settings: Settings, email: str) -> User:
 
 
 def list_users(settings: Settings, account_id: int | None = None) -> list[User]:
-    with connect(settings.db) as conn:
-        ensure_control_tables(conn)
+    with connect_state(settings) as conn:
         cur = conn.cursor()
         cur.execute(f"SELECT {_COLUMNS} FROM snapsync_user"
                     + (" WHERE account_id = %s" if account_id is not None else "") + " ORDER BY account_id, email",
@@ -119,7 +117,7 @@ def list_users(settings: Settings, account_id: int | None = None) -> list[User]:
 def set_disabled(settings: Settings, email: str, disabled: bool = True, *, who: str | None = None) -> User:
     """Disable (or enable again) a user: a disabled user's sessions and tokens stop working."""
     before = get_user(settings, email)
-    with connect(settings.db) as conn:
+    with connect_state(settings) as conn:
         cur = conn.cursor()
         cur.execute("UPDATE snapsync_user SET disabled = %s, updated_at = %s WHERE user_id = %s",
                     (int(disabled), utcnow(), before.user_id))
@@ -137,7 +135,7 @@ def set_password(settings: Settings, email: str, password: str, *, who: str | No
     """Replace a user's password (audited; the hash is never shown)."""
     check_password(password)
     user = get_user(settings, email)
-    with connect(settings.db) as conn:
+    with connect_state(settings) as conn:
         cur = conn.cursor()
         cur.execute("UPDATE snapsync_user SET password_hash = %s, updated_at = %s WHERE user_id = %s",
                     (_hasher.hash(password), utcnow(), user.user_id))
@@ -156,7 +154,7 @@ def issue_token(settings: Settings, email: str, *, days: int = 90, who: str | No
         raise ConfigError(f"user {user.email} is disabled: enable it before making a token")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     now = utcnow()
-    with connect(settings.db) as conn:
+    with connect_state(settings) as conn:
         cur = conn.cursor()
         cur.execute("INSERT INTO snapsync_api_token (user_id, token_hash, created_at, expires_at) "
                     "VALUES (%s, %s, %s, %s)", (user.user_id, _digest(token), now, now + dt.timedelta(days=days)))
@@ -273,21 +271,21 @@ def close_session(conn, session_id: str, user: User) -> None:
 def sign_in(settings: Settings, email: str, password: str, client: str,
             lifetime: dt.timedelta) -> tuple[SignIn, tuple[str, str] | None]:
     """:func:`authenticate`, then :func:`open_session` when it succeeded."""
-    with connect(settings.db) as conn:
+    with connect_state(settings) as conn:
         result = authenticate(conn, email, password, client)
         return result, (open_session(conn, result.user, lifetime) if result.user else None)
 
 
 def sign_out(settings: Settings, session_id: str, user: User) -> None:
-    with connect(settings.db) as conn:
+    with connect_state(settings) as conn:
         close_session(conn, session_id, user)
 
 
 def by_token(settings: Settings, token: str) -> User | None:
-    with connect(settings.db) as conn:
+    with connect_state(settings) as conn:
         return token_user(conn, token)
 
 
 def by_session(settings: Settings, session_id: str) -> tuple[User, str] | None:
-    with connect(settings.db) as conn:
+    with connect_state(settings) as conn:
         return session_user(conn, session_id)

@@ -17,6 +17,13 @@ Keys (environment name / config-file key):
   (``mysql-replication``); the events are the same
 * ``SNAPSYNC_CONNECT_URL`` / ``connect_url`` - Kafka Connect's REST URL (``http://host:8083``);
   needed with ``capture = "debezium"``
+* ``SNAPSYNC_STATE_URL`` / ``state_url`` - ``mysql://user:password@host:port/schema`` of the
+  database that holds snapsync's own state (``schemas/state.py``); default: schema
+  ``snapsync`` on the practice database's server, with its login. Never the practice schema.
+* ``SNAPSYNC_SIGNAL_SCHEMA`` / ``signal_schema`` - the schema of snapsync's on the source server
+  for what must travel through its binlog or commit with a write there (heartbeat, watermark
+  probe, Debezium's signals, Data Sync's marks); default ``snapsync_signal``. One per practice
+  database: give each its own when a server holds several.
 
 The config file is TOML (``--config FILE``, or ``SNAPSYNC_CONFIG``, or ``./snapsync.toml``).
 When neither environment nor file names the database or broker, the settings that
@@ -50,7 +57,15 @@ CONFIG_FIXES = {
     "decoder": "use native or python",
     "connector": "use letters, digits, '_', '.' or '-' (at most 64)",
     "connect_url": "give Kafka Connect's REST URL, e.g. http://connect:8083",
+    "state_url": "give mysql://user:password@host:port/schema of a schema of snapsync's own (default: "
+    "schema snapsync on the practice database's server), never the practice schema",
+    "signal_schema": "give a schema name of snapsync's own on the source server (letters, digits, _ or $), "
+    "other than the practice schema and the state store's, e.g. snapsync_signal",
 }
+
+#: The state store's schema when ``state_url`` is not set (on the practice database's server).
+DEFAULT_STATE_SCHEMA = "snapsync"
+_SCHEMA_NAME = re.compile(r"^[A-Za-z0-9_$]{1,64}$")
 
 _TOPIC_PREFIX = re.compile(r"^[A-Za-z0-9_\-]{1,100}$")
 _HOSTPORT = re.compile(r"^[A-Za-z0-9.\-\[\]:]+:\d{1,5}$")
@@ -79,6 +94,15 @@ class DatabaseTarget:
     def redacted(self) -> str:
         """The URL without its password, safe to print."""
         return f"mysql://{self.user}@{self.host}:{self.port}/{self.database}"
+
+    def same_server(self, other: DatabaseTarget) -> bool:
+        """Whether both name the same server (loopback spellings are one host)."""
+        loop = {"127.0.0.1", "localhost", "::1"}
+        same_host = self.host == other.host or (self.host in loop and other.host in loop)
+        return same_host and self.port == other.port
+
+    def with_database(self, database: str) -> DatabaseTarget:
+        return DatabaseTarget(self.host, self.port, self.user, self.password, database)
 
 
 def parse_database_url(url: str) -> DatabaseTarget:
@@ -123,11 +147,28 @@ class Settings(BaseSettings):
     connector: str = Field("snapsync", pattern=r"^[A-Za-z0-9_.\-]{1,64}$")
     decoder: Literal["native", "python"] = "native"
     connect_url: str | None = Field(None, pattern=r"^https?://[^\s/]+(/[^\s]*)?$")
+    state_url: SecretStr | None = Field(None, description="mysql://user:password@host:port/schema (default: "
+                                        "schema snapsync on the practice database's server)")
+    signal_schema: str = "snapsync_signal"
 
     @field_validator("database_url")
     @classmethod
     def _check_db(cls, v: SecretStr) -> SecretStr:
         parse_database_url(v.get_secret_value())
+        return v
+
+    @field_validator("state_url")
+    @classmethod
+    def _check_state(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None:
+            parse_database_url(v.get_secret_value())
+        return v
+
+    @field_validator("signal_schema")
+    @classmethod
+    def _check_signal(cls, v: str) -> str:
+        if not _SCHEMA_NAME.match(v):
+            raise ValueError(f"{v!r} is not a schema name")
         return v
 
     @field_validator("kafka_bootstrap")
@@ -155,6 +196,48 @@ class Settings(BaseSettings):
     def db(self) -> DatabaseTarget:
         """The parsed database URL."""
         return parse_database_url(self.database_url.get_secret_value())
+
+    @property
+    def state(self) -> DatabaseTarget:
+        """The state store: ``state_url``, else schema ``snapsync`` on the practice database's
+        server with the same login."""
+        if self.state_url is not None:
+            return parse_database_url(self.state_url.get_secret_value())
+        return self.db.with_database(DEFAULT_STATE_SCHEMA)
+
+
+def check_apart(settings: Settings) -> None:
+    """snapsync's schemas are its own: never the practice schema, never each other.
+
+    Raises:
+        ConfigError: naming the key to fix.
+    """
+    db, state = settings.db, settings.state
+    problems = []
+    if state.same_server(db) and state.database == db.database:
+        problems.append(f"SNAPSYNC_STATE_URL (state_url) points at the practice schema {db.database!r} itself: "
+                        + CONFIG_FIXES["state_url"])
+    if settings.signal_schema == db.database:
+        problems.append(f"SNAPSYNC_SIGNAL_SCHEMA (signal_schema) is the practice schema {db.database!r}: "
+                        + CONFIG_FIXES["signal_schema"])
+    elif state.same_server(db) and settings.signal_schema == state.database:
+        problems.append(f"SNAPSYNC_SIGNAL_SCHEMA (signal_schema) is the state store's schema {state.database!r}: "
+                        + CONFIG_FIXES["signal_schema"])
+    if problems:
+        raise ConfigError("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """``SNAPSYNC_*`` environment variables that give a child process these settings."""
+    env = {}
+    for key in Settings.model_fields:
+        value = getattr(settings, key)
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        env[f"SNAPSYNC_{key.upper()}"] = str(value)
+    return env
 
 
 def check_home(value: Any) -> Path:
@@ -238,9 +321,11 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides
     values = {k: v for k, v in values.items() if v is not None}
     try:
         # Environment is already folded into `values`; read nothing twice.
-        return Settings.model_validate(values)
+        settings = Settings.model_validate(values)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc)) from None
+    check_apart(settings)
+    return settings
 
 
 def format_validation_error(exc: ValidationError) -> str:

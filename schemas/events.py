@@ -44,6 +44,7 @@ from typing import Any, Literal
 import orjson
 
 from snapsync.schemas.errors import DataError
+from snapsync.schemas import VERSION
 
 Op = Literal["c", "u", "d", "r"]
 OPS: tuple[str, ...] = ("c", "u", "d", "r")
@@ -124,7 +125,7 @@ class ChangeEvent:
 
     def to_debezium(self) -> dict[str, Any]:
         source = {
-            "version": "snapsync-0.1.0",
+            "version": f"snapsync-{VERSION}",
             "connector": "mysql",
             "name": self.connector_name,
             "ts_ms": self.source_ts_ms,

@@ -11,7 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from snapsync.connectors.mysql import SnapshotPoint, connect, is_mariadb
+from snapsync.connectors.dialect import Dialect
+from snapsync.connectors.mysql import SnapshotPoint, connect
+from snapsync.connectors.state import connect_state
+from snapsync.schemas import VERSION
 from snapsync.control.accounts import check_customers
 from snapsync.schemas.catalog import DATASETS, DataSet
 from snapsync.schemas.config import Settings
@@ -135,24 +138,24 @@ def export_snapshot(settings: Settings, req: ExportRequest, out: Path, *,
     try:
         if incremental:
             key = inc.delivery_key(out)
-            with connect(settings.db) as conn:
-                done = inc.delivered_customers(conn, key, req.cutoff)
+            with connect_state(settings) as state, connect(settings.db) as source:
+                done = inc.delivered_customers(state, key, req.cutoff)
                 first = [c for c in req.customers if c not in done]
                 for pkg, members in package_groups(req):
-                    changes[pkg] = inc.staged_changes(conn, {c: done[c] for c in members if c in done}, req.cutoff,
-                                                      members)
+                    changes[pkg] = inc.staged_changes(state, source, {c: done[c] for c in members if c in done},
+                                                      req.cutoff, members)
         catalog = DATASETS if req.only is None else tuple(d for d in DATASETS if d.table in req.only)
         with connect(settings.db) as conn:
-            mariadb = is_mariadb(conn)
+            dialect = Dialect.of(conn)
             datasets = read_datasets(conn, catalog)  # as the source has them: types travel with the data
         sections = plan_queries(req, datasets, first=first)
         customers_of = {package_name("per-customer", c): [c] for c in req.customers}
         customers_of["combined"] = list(req.customers)
         parts = delivery.staging / ".parts"
         if req.server_side and server_can_write(settings.db, delivery.staging):
-            reader = ServerSideReader(settings.db, parts, sessions=2, mariadb=mariadb)
+            reader = ServerSideReader(settings.db, parts, dialect, sessions=2)
         else:
-            reader = ConsistentReader(settings.db, mariadb=mariadb)
+            reader = ConsistentReader(settings.db, dialect)
     except BaseException:
         delivery.abort()
         raise
@@ -194,7 +197,7 @@ def export_snapshot(settings: Settings, req: ExportRequest, out: Path, *,
                         _write_changes(w, ds, changes[pkg])
                         w.end(ds)
         meta = {
-            "snapsync_version": "0.1.0",
+            "snapsync_version": VERSION,
             "kind": kind,
             **({"cutoff_utc": req.cutoff.isoformat() + "Z",
                 "incremental_data_sets": [d.table for d in DATASETS if d.incremental],
@@ -205,13 +208,17 @@ def export_snapshot(settings: Settings, req: ExportRequest, out: Path, *,
             "as_of_local": _ny(point.server_time_utc),
             "created_utc": created.isoformat().replace("+00:00", "Z"),
             "source_position": {"file": point.file, "pos": point.pos, "gtid": point.gtid},
+            # How the snapshot's position was made exact (connectors/dialect.py): without any lock,
+            # or with an instant of global read lock.
+            "snapshot_method": point.method,
+            "source_server": dialect.name,
         }
         manifests = [w.finish({**meta, **({"full_for_customers": [c for c in first if c in w.customers]}
                                           if incremental else {})}, req.container) for w in writers.values()]
         path = delivery.commit(release=False)
         try:
             if incremental:
-                with connect(settings.db) as conn:
+                with connect_state(settings) as conn:
                     inc.record_delivered(conn, inc.delivery_key(out), req.customers, req.cutoff, covered)
         finally:
             delivery.release()

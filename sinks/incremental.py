@@ -11,7 +11,7 @@ delivery target has received.
   C (missed nights included), plus any staged change later in the binlog than what its last
   delivery covered (a late event: a long transaction's change dated before a cutoff that
   was already delivered).
-* **State** (``snapsync_incremental_state``): per delivery target (its folder) and customer,
+* **State** (the state store's ``snapsync_incremental_state``): per delivery target (its folder) and customer,
   the last cutoff delivered and the binlog order its watermark covered. Staging is shared by
   every target and kept ``RETENTION``; a customer without state, or whose last delivery is
   older than that, gets its incremental data sets in full (the first delivery, or the first
@@ -31,9 +31,10 @@ import pymysql
 
 from snapsync.connectors.kafka import check_reachable
 from snapsync.connectors.lag import end_offsets
-from snapsync.connectors.mysql import binlog_end, connect
-from snapsync.connectors.offsets import HEARTBEAT_DDL, WATERMARK_PROBE
-from snapsync.control.tables import ensure_control_tables
+from snapsync.connectors.dialect import Dialect
+from snapsync.connectors.mysql import binlog_end
+from snapsync.connectors.offsets import WATERMARK_PROBE, committed_position, write_heartbeat
+from snapsync.connectors.state import connect_source, connect_state
 from snapsync.schemas.catalog import dataset, incremental_datasets
 from snapsync.schemas.config import Settings
 from snapsync.schemas.control import utcnow
@@ -67,71 +68,16 @@ class Watermark:
     ends: dict[tuple[str, int], int]
 
 
-def _write_probe(conn) -> tuple[SourcePosition, dt.datetime]:
-    """Commit a probe row into the captured heartbeat table; return the binlog end after it
-    and the source's clock before it."""
+def write_probe(conn, dialect=None) -> tuple[SourcePosition, dt.datetime]:
+    """Commit a probe row into the captured heartbeat table (``conn``: from ``connect_source``);
+    return the binlog end after it and the source's clock before it."""
     cur = conn.cursor()
-    cur.execute(HEARTBEAT_DDL)
     cur.execute("SELECT UTC_TIMESTAMP(6)")
     now = cur.fetchone()[0]
-    cur.execute("REPLACE INTO snapsync_heartbeat (connector, ts_us) "
-                "VALUES (%s, CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS UNSIGNED))", (PROBE,))
-    conn.commit()
-    file, pos = binlog_end(conn)
+    write_heartbeat(conn, PROBE)
+    file, pos = binlog_end(conn, dialect)
     conn.commit()
     return SourcePosition(file, pos), now
-
-
-def capture_position(conn, settings: Settings, client=None) -> tuple[SourcePosition | None, str]:
-    """The capture's committed position (everything before it is acknowledged by the broker),
-    or None with the reason: :func:`debezium_position` or :func:`stored_position` as
-    ``settings.capture`` says (``client``: a ConnectClient to reuse)."""
-    if settings.capture != "debezium":
-        return stored_position(conn, settings.connector)
-    if client is None:
-        if not settings.connect_url:
-            raise ConfigError("capture is debezium but no Kafka Connect URL is set: "
-                              "set SNAPSYNC_CONNECT_URL (or connect_url in the config file)")
-        from snapsync.connectors.debezium import ConnectClient
-
-        client = ConnectClient(settings.connect_url)
-    return debezium_position(client, settings.connector)
-
-
-def debezium_position(client, connector: str) -> tuple[SourcePosition | None, str]:
-    """The source offset Kafka Connect committed for the connector (``GET
-    /connectors/{name}/offsets``), which Connect commits only for records the broker
-    acknowledged. Debezium's ``pos`` there is the start of the transaction to resume in, so it
-    passes a probe once a later transaction (the next probe) was captured."""
-    try:
-        offsets = client.offsets(connector)
-    except FatalError:
-        return None, f"Kafka Connect has no connector {connector!r} (deploy it, or set SNAPSYNC_CONNECTOR)"
-    for item in offsets:
-        off = item.get("offset") or {}
-        if off.get("file") and off.get("pos") is not None:
-            if off.get("snapshot") in (True, "true") and not off.get("snapshot_completed"):
-                return None, f"Debezium connector {connector!r} is still snapshotting"
-            return SourcePosition(str(off["file"]), int(off["pos"])), ""
-    return None, f"Debezium connector {connector!r} has committed no source offset yet"
-
-
-def stored_position(conn, connector: str) -> tuple[SourcePosition | None, str]:
-    """The embedded capture's stored restart point (``snapsync_capture_offset``), saved only
-    after the producer flushed every event before it."""
-    cur = conn.cursor()
-    try:
-        cur.execute("SELECT binlog_file, binlog_pos, snapshot_completed FROM snapsync_capture_offset "
-                    "WHERE connector = %s", (connector,))
-        row = cur.fetchone()
-    except pymysql.err.ProgrammingError:
-        row = None  # no capture has run against this database yet (the table is capture's)
-    conn.commit()
-    if row is None:
-        return None, f"no position stored by capture {connector!r} (is `snapsync capture` running?)"
-    if not row[2]:
-        return None, f"capture {connector!r} is still taking its initial snapshot"
-    return SourcePosition(row[0], int(row[1])), ""
 
 
 def _staged(conn) -> dict[tuple[str, int], int]:
@@ -149,7 +95,7 @@ def wait_for_watermark(settings: Settings, cutoff: dt.datetime, timeout: float) 
     needs to run in this process or to have started before):
 
     1. the cutoff must be in the past on the source's clock;
-    2. a probe row is committed into the captured ``snapsync_heartbeat`` table; the binlog
+    2. a probe row is committed into the captured heartbeat table (signal schema); the binlog
        end after it, P, lies after every transaction committed before (so after every
        change committed at or before the cutoff);
     3. the capture's committed position must reach P: every earlier change is then on the
@@ -178,19 +124,19 @@ def wait_for_watermark(settings: Settings, cutoff: dt.datetime, timeout: float) 
         from snapsync.connectors.debezium import ConnectClient
 
         client = ConnectClient(settings.connect_url)  # one session for every check
-    with connect(settings.db) as conn:
-        ensure_control_tables(conn)
+    with connect_source(settings) as conn, connect_state(settings) as state:
+        dialect = Dialect.of(conn)
         while True:
             now = time.monotonic()
             if ends is None and now >= next_probe:
-                latest = _write_probe(conn)
+                latest = write_probe(conn, dialect)
                 next_probe = now + PROBE_EVERY
                 if probe is None and latest[1] >= cutoff:
                     probe = latest
                 if probe is None:
                     reason = f"the cutoff is ahead of the source's clock ({latest[1]:%Y-%m-%d %H:%M:%S} UTC)"
             if ends is None and probe is not None:
-                at, why = capture_position(conn, settings, client)
+                at, why = committed_position(state, settings, client)
                 if at is None:
                     reason = why
                 elif at.key() < probe[0].key():
@@ -199,7 +145,7 @@ def wait_for_watermark(settings: Settings, cutoff: dt.datetime, timeout: float) 
                 else:
                     ends = end_offsets(settings.kafka_bootstrap, topics)
             if ends is not None:
-                done = _staged(conn)
+                done = _staged(state)
                 behind = [f"{t}[{p}] at {done.get((t, p), 0)} of {end}" for (t, p), end in sorted(ends.items())
                           if done.get((t, p), 0) < end]
                 if not behind:
@@ -245,10 +191,10 @@ def delivered_customers(conn, key: str, cutoff: dt.datetime) -> dict[int, tuple[
     return {r[0]: (r[1], int(r[2])) for r in cur.fetchall()}
 
 
-def staged_changes(conn, state: dict[int, tuple[dt.datetime, int]], cutoff: dt.datetime,
+def staged_changes(conn, source, state: dict[int, tuple[dt.datetime, int]], cutoff: dt.datetime,
                    members: list[int] | None = None) -> Changes:
     """The newest staged change per (table, row) for one package, not yet delivered to this
-    target.
+    target (``conn``: the state store, ``source``: the practice database).
 
     Args:
         state: the package's customers that received an incremental before, with their last
@@ -286,9 +232,10 @@ def staged_changes(conn, state: dict[int, tuple[dt.datetime, int]], cutoff: dt.d
             changes.quarantined[table] = changes.quarantined.get(table, 0) + 1
             continue
         changes.upserts.setdefault(table, []).append(image)
-    for table, keys in deletes.items():
-        changes.deletes[table] = _not_owned(cur, table, keys, members or list(state))
     conn.commit()
+    for table, keys in deletes.items():
+        changes.deletes[table] = _not_owned(source.cursor(), table, keys, members or list(state))
+    source.commit()
     return changes
 
 

@@ -10,7 +10,7 @@ A round looks at each account with snapshots enabled. When the day's slot has pa
   export workers run.
 
 :func:`run_job` claims the slot in the database, exports, and records the delivery
-(``snapsync_delivery``), the claim's end and the "ready" notification in one transaction;
+(the state store's ``snapsync_delivery``), the claim's end and the "ready" notification in one transaction;
 a failed export is recorded as failed (``snapshot_failed``) and tried again at a later round.
 A slot not delivered by its ready-by time (09:00 New York) gets one ``snapshot_late``
 notification, whichever scheduler sees it first.
@@ -25,10 +25,10 @@ import time
 from pathlib import Path
 
 from snapsync.connectors.kafka import ensure_topics
-from snapsync.connectors.mysql import connect, is_transient
+from snapsync.connectors.mysql import is_transient
+from snapsync.connectors.state import connect_state
 from snapsync.control import claims, deliveries, snapshot_settings
 from snapsync.control.notifications import notify
-from snapsync.control.tables import ensure_control_tables
 from snapsync.schemas.config import Settings
 from snapsync.schemas.control import SnapshotSettings
 from snapsync.schemas.errors import RetriableError
@@ -67,7 +67,7 @@ def deliver(settings: Settings, cfg: SnapshotSettings, day: dt.date, *, producer
     if cutoff is not None:
         # Not recorded as a failure: the next round tries again. Raises RetriableError.
         wait_for_watermark(settings, cutoff, timeout=5.0)
-    with connect(settings.db) as conn:
+    with connect_state(settings) as conn:
         delivery_id = deliveries.start(conn, cfg.account_id, day, cfg.kind, commit=claim is None)
         if claim is not None:  # one transaction: a worker dying after it leaves a record to abandon
             claims.attach_delivery(conn, claim, delivery_id)
@@ -136,7 +136,7 @@ class LeaseKeeper:
         conn = None
         while not self._stop.wait(self.lease / 3):
             try:
-                conn = conn or connect(self.settings.db)
+                conn = conn or connect_state(self.settings)
                 if not claims.renew(conn, self.claim, self.lease):
                     self.lost = True
                     log.warning("account %d: the claim for %s was taken over", self.claim.account_id,
@@ -159,7 +159,7 @@ def run_job(settings: Settings, cfg: SnapshotSettings, day: dt.date, owner: str,
         Exception: a passing failure (``is_transient``: the slot is queued again), or the export
             failed (recorded as failed; tried again at a later round).
     """
-    with connect(settings.db) as conn:
+    with connect_state(settings) as conn:
         got = claims.claim(conn, cfg.account_id, day, cfg.kind, owner, lease)
     if isinstance(got, claims.Refusal):
         return got
@@ -198,7 +198,7 @@ def run_job(settings: Settings, cfg: SnapshotSettings, day: dt.date, owner: str,
 
 def _end_claim(settings: Settings, how, claim: claims.Claim) -> None:
     try:
-        with connect(settings.db) as conn:
+        with connect_state(settings) as conn:
             how(conn, claim)
     except Exception as exc:  # noqa: BLE001 - the lease runs out instead
         log.warning("account %d: could not end the claim (%s); its lease will run out", claim.account_id,
@@ -277,8 +277,7 @@ def run_round(settings: Settings, now: dt.datetime, *, producer=None, publish: b
 
     owner = owner or process_id("scheduler")
     day = local_day(now)
-    with connect(settings.db) as conn:
-        ensure_control_tables(conn)
+    with connect_state(settings) as conn:
         due = [cfg for cfg in snapshot_settings.all_enabled(conn) if now >= slot(cfg, day)]
         check_deadlines(settings, conn, due, day, now, producer)
         # Run here, a queued slot is tried at every round; published, its job is given time.
@@ -293,7 +292,7 @@ def run_round(settings: Settings, now: dt.datetime, *, producer=None, publish: b
                 try:
                     publish_jobs(settings, producer, jobs)
                 except RetriableError:
-                    with connect(settings.db) as conn:  # not sent: the next round sends them
+                    with connect_state(settings) as conn:  # not sent: the next round sends them
                         for cfg in dispatched:
                             claims.undispatch(conn, cfg.account_id, day, cfg.kind)
                     raise
@@ -312,7 +311,7 @@ def run_round(settings: Settings, now: dt.datetime, *, producer=None, publish: b
                 log.error("account %d: delivery for %s failed: %s", cfg.account_id, day, exc)
         return done
     finally:
-        with connect(settings.db) as conn:
+        with connect_state(settings) as conn:
             _round_gauges(conn, due, day, now)
         metrics.LAST_ROUND.set_to_current_time()
 

@@ -7,7 +7,7 @@ the part files in order, exactly as it reads the client's stream.
 
 Two sessions read in parallel, inside one consistent snapshot
 (``connectors.mysql.open_consistent_snapshot``); if a commit keeps landing between them,
-one session does all the work. MySQL has no snapshot position report: one session.
+one session does all the work. Where the snapshot reports no position of its own (MySQL): one session.
 
 Used only when a probe file written by the server appears in the staging folder (same
 host, ``secure_file_priv`` allowing it, the server able to write there); otherwise the
@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pymysql
 
+from snapsync.connectors.dialect import Dialect
 from snapsync.connectors.mysql import connect, open_consistent_snapshot
 from snapsync.schemas.config import DatabaseTarget
 from snapsync.schemas.errors import FatalError
@@ -85,12 +86,12 @@ class ServerSideReader:
 
     reports_rows = True
 
-    def __init__(self, target: DatabaseTarget, parts: Path, sessions: int = 2, mariadb: bool = True,
+    def __init__(self, target: DatabaseTarget, parts: Path, dialect: Dialect, sessions: int = 2,
                  attempts: int = 5) -> None:
         self.target = target
         self.parts = parts
-        self.sessions = sessions if mariadb else 1
-        self.mariadb = mariadb
+        self.sessions = sessions if dialect.lockless_snapshot else 1
+        self.dialect = dialect
         self.attempts = attempts
 
     def _open(self, n: int):
@@ -98,7 +99,7 @@ class ServerSideReader:
         between them); returns them and the point."""
         conns = [connect(self.target) for _ in range(n)]
         try:
-            return conns, open_consistent_snapshot(conns, mariadb=self.mariadb, attempts=self.attempts)
+            return conns, open_consistent_snapshot(conns, dialect=self.dialect, attempts=self.attempts)
         except FatalError:
             for c in conns:
                 c.close()

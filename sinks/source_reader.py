@@ -24,7 +24,8 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from snapsync.connectors.mysql import SnapshotPoint, parse_snapshot_report, snapshot_script_lines
+from snapsync.connectors.dialect import Dialect, SnapshotPoint
+from snapsync.connectors.mysql import snapshot_script_lines
 from snapsync.schemas.config import DatabaseTarget
 from snapsync.schemas.errors import FatalError, RetriableError
 
@@ -92,8 +93,8 @@ def _marker(text: str) -> str:
     return f"SELECT CONCAT(CHAR(0 USING utf8mb4), '{text}');"
 
 
-def build_script(queries: list[Query], mariadb: bool) -> str:
-    lines = snapshot_script_lines(mariadb, lambda: _marker("POS"))
+def build_script(queries: list[Query], dialect: Dialect) -> str:
+    lines = snapshot_script_lines(dialect, lambda: _marker("POS"))
     for i, q in enumerate(queries):
         lines.append(_marker(f"Q{i}"))
         lines.append(q.sql())
@@ -111,12 +112,12 @@ class ConsistentReader:
 
     reports_rows = False  # the writer counts the lines of its chunks
 
-    def __init__(self, target: DatabaseTarget, mariadb: bool = True) -> None:
+    def __init__(self, target: DatabaseTarget, dialect: Dialect) -> None:
         self.target = target
-        self.mariadb = mariadb
+        self.dialect = dialect
 
     def read(self, queries: list[Query]) -> Iterator[tuple]:
-        script = build_script(queries, self.mariadb)
+        script = build_script(queries, self.dialect)
         with tempfile.TemporaryDirectory(prefix="snapsync-client-") as tmp:
             # The password goes in a private options file, never on the command line.
             opts = os.path.join(tmp, "client.cnf")
@@ -199,4 +200,4 @@ class ConsistentReader:
             raise RetriableError("the export stream ended in the middle of a line")
 
     def _parse_pos(self, lines: list[bytes]) -> SnapshotPoint:
-        return parse_snapshot_report([ln.decode().split("\t") for ln in lines if ln], self.mariadb)
+        return self.dialect.parse_snapshot_report([ln.decode().split("\t") for ln in lines if ln])

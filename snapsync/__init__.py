@@ -1,3 +1,3 @@
 """snapsync: CDC pipeline for multi-tenant medical-billing databases (CLI, local stack)."""
 
-__version__ = "0.1.0"
+from snapsync.schemas import VERSION as __version__  # noqa: F401 - the one number

@@ -14,8 +14,9 @@ from typing import Callable
 from snapsync.connectors.binlog_capture import Capture
 from snapsync.connectors.mysql import connect, ensure_database
 from snapsync.control import data_sync, sync_groups
+from snapsync.control.migrate import migrate
 from snapsync.local import LocalStack, stop_pid
-from snapsync.schemas.config import load_settings
+from snapsync.schemas.config import load_settings, settings_env
 from snapsync.schemas.topics import change_topic
 from snapsync.seed import seed
 from snapsync.sinks.export import ExportRequest, export_snapshot
@@ -51,8 +52,10 @@ def run_demo(home: Path, say: Callable[[str], None], customers: int = 3, scale: 
     ensure_database(settings.db)
     with connect(settings.db) as conn:
         p = seed(conn, customers=customers, scale=scale, seed_value=1)
+    migrate(settings)
     say(f"2. seeded {p.total_rows:,} rows of synthetic practice data for {customers} customers "
-        f"in {len(p.counts)} data sets (`snapsync catalog` lists them)")
+        f"in {len(p.counts)} data sets (`snapsync catalog` lists them); snapsync's own tables are in schemas "
+        f"`{settings.state.database}` and `{settings.signal_schema}` (`snapsync db migrate`)")
     summary = {"database_url": st.database_url, "kafka_bootstrap": st.kafka_bootstrap, "rows": p.total_rows}
 
     # 3. Change capture: initial snapshot into Kafka, then a few edits streamed.
@@ -163,7 +166,4 @@ def start_services_web(stack: LocalStack, settings, customers: list[int]) -> dic
     cfg = snapshot_settings.configure(settings, 1, who="snapsync-demo", enabled=True, customers=tuple(customers),
                                       format="dat", kind="full", packaging="per-customer")
     deliver(settings, cfg, local_day(dt.datetime.now(dt.timezone.utc)))
-    return stack.start_web({"SNAPSYNC_DATABASE_URL": settings.database_url.get_secret_value(),
-                            "SNAPSYNC_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-                            "SNAPSYNC_TOPIC_PREFIX": settings.topic_prefix,
-                            "SNAPSYNC_HOME": str(Path(settings.home).resolve())})
+    return stack.start_web({**settings_env(settings), "SNAPSYNC_HOME": str(Path(settings.home).resolve())})

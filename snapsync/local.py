@@ -103,6 +103,9 @@ class MariaDB:
     port: int
     server_id: int = 1
     pid: int | None = None
+    #: The only folder where the server may write files (``INTO OUTFILE``); "" lets it write
+    #: anywhere (the same-host shortcut). A folder of its own models a server on another host.
+    secure_file_priv: str = ""
 
     @property
     def socket_path(self) -> Path:
@@ -134,7 +137,7 @@ class MariaDB:
              f"--log-bin={self.datadir / 'binlog'}", "--binlog-format=ROW", "--binlog-row-image=FULL",
              "--binlog-row-metadata=FULL", f"--server-id={self.server_id}", "--log-slave-updates=ON",
              "--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci",
-             "--local-infile=1", "--secure-file-priv=", "--max-connections=500",
+             "--local-infile=1", f"--secure-file-priv={self.secure_file_priv}", "--max-connections=500",
              "--innodb-buffer-pool-size=1G", "--innodb-flush-log-at-trx-commit=2", "--skip-name-resolve",
              "--max-allowed-packet=256M"],
             stdout=log, stderr=log, start_new_session=True,

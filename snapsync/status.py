@@ -2,7 +2,7 @@
 needs none of the processes to answer, so it can say which ones are not running).
 
 * processes: every capture, worker, scheduler, export worker and web app seen in the last day
-  (``snapsync_process``), running or not seen (killed, hung, machine gone) or stopped;
+  (the state store's ``snapsync_process``), running or not seen (killed, hung, machine gone) or stopped;
 * capture: per connector, the stored restart point and its age, the last heartbeat written,
   and the watermark read back from the heartbeat topic (how far behind the source it is);
 * worker lag and export-job lag: per topic and partition, the group's committed offset
@@ -23,9 +23,10 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from snapsync.connectors.lag import group_lag, true_end_offsets
 from snapsync.connectors.mysql import connect
+from snapsync.connectors.offsets import HEARTBEAT_TABLE, debezium_position
+from snapsync.connectors.state import connect_state, signal_table
 from snapsync.control import claims, snapshot_settings
 from snapsync.control.processes import processes
-from snapsync.control.tables import ensure_control_tables
 from snapsync.schemas.config import Settings
 from snapsync.schemas.errors import ConfigError, FatalError, RetriableError
 from snapsync.schemas.messages import Heartbeat
@@ -46,21 +47,27 @@ ROLES = ("capture", "worker", "scheduler", "export-worker", "web")
 CAPTURE_STALE_S = 30.0
 
 
-def _capture_rows(conn) -> list[dict]:
+def _capture_rows(conn, settings: Settings) -> list[dict]:
+    """Each embedded capture's restart point (state store) and its last heartbeat row (signal
+    schema, on the source: read with the practice login; left out when it may not)."""
     cur = conn.cursor()
-    try:
-        cur.execute("SELECT o.connector, o.binlog_file, o.binlog_pos, o.snapshot_completed, "
-                    "TIMESTAMPDIFF(MICROSECOND, o.updated_at, UTC_TIMESTAMP(6)), h.ts_us "
-                    "FROM snapsync_capture_offset o LEFT JOIN snapsync_heartbeat h ON h.connector = o.connector")
-        rows = cur.fetchall()
-    except Exception:  # noqa: BLE001 - capture never ran against this database (no tables yet)
-        conn.rollback()
-        return []
+    cur.execute("SELECT connector, binlog_file, binlog_pos, snapshot_completed, "
+                "TIMESTAMPDIFF(MICROSECOND, updated_at, UTC_TIMESTAMP(6)) FROM snapsync_capture_offset")
+    rows = cur.fetchall()
     conn.commit()
+    beats: dict[str, int] = {}
+    if rows:
+        try:
+            with connect(settings.db) as source:
+                c = source.cursor()
+                c.execute(f"SELECT connector, ts_us FROM {signal_table(settings.signal_schema, HEARTBEAT_TABLE)}")
+                beats = {r[0]: int(r[1]) for r in c.fetchall()}
+        except Exception:  # noqa: BLE001 - not readable by this login: the restart point says enough
+            beats = {}
     now_us = time.time() * 1e6
     return [{"connector": r[0], "restart_point": f"{r[1]}:{r[2]}", "snapshot_completed": bool(r[3]),
              "restart_point_age_s": round((r[4] or 0) / 1e6, 1),
-             "heartbeat_written_s_ago": None if r[5] is None else round(max(0.0, now_us - r[5]) / 1e6, 1)}
+             "heartbeat_written_s_ago": None if r[0] not in beats else round(max(0.0, now_us - beats[r[0]]) / 1e6, 1)}
             for r in rows]
 
 
@@ -157,7 +164,6 @@ def _debezium(settings: Settings, problems: list[str]) -> dict:
     """The Debezium connector on Kafka Connect: its and its tasks' states, and the source
     offset Connect committed (what the incremental watermark reads)."""
     from snapsync.connectors.debezium import ConnectClient
-    from snapsync.sinks.incremental import debezium_position
 
     out: dict = {"connector": settings.connector, "connect_url": settings.connect_url}
     if not settings.connect_url:
@@ -192,10 +198,9 @@ def pipeline_status(settings: Settings, now: dt.datetime | None = None) -> dict:
     now = now or dt.datetime.now(dt.timezone.utc)
     prefix, db = settings.topic_prefix, settings.db.database
     problems: list[str] = []
-    with connect(settings.db) as conn:
-        ensure_control_tables(conn)
+    with connect_state(settings) as conn:
         procs = processes(conn)
-        capture = _capture_rows(conn)
+        capture = _capture_rows(conn, settings)
         enabled = snapshot_settings.all_enabled(conn)
         last = _deliveries(conn, [c.account_id for c in enabled])
         day = local_day(now)

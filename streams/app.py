@@ -1,6 +1,8 @@
 """The faust-streaming worker (``snapsync worker``): the Data Sync agents, and beside them in
 the same process the deltas stage (``streams/stager.py``: per-customer, per-window staging of
-the incremental data sets).
+the incremental data sets) and the runner of Data Sync's queued copies and undos
+(``control/sync_tasks.py``: the writes people ask for from the web app or the CLI, made here
+because only the worker's login may write the practice data).
 
 * ``sync_fanout`` consumes the change topics of the sync data sets. An insert or update of
   a sync-from customer's item becomes one command per sync-to customer on
@@ -32,10 +34,10 @@ import faust
 from snapsync.connectors.files import private_dir
 from snapsync.connectors.kafka import ensure_topics
 from snapsync.connectors.metrics import DEAD_LETTERS
-from snapsync.connectors.mysql import connect
-from snapsync.control.tables import ensure_control_tables
+from snapsync.connectors.state import connect_source, connect_state
+from snapsync.control.audit import flush_outbox
 from snapsync.schemas.catalog import incremental_datasets, sync_datasets
-from snapsync.schemas.config import Settings
+from snapsync.schemas.config import Settings, settings_env
 from snapsync.schemas.errors import DataError
 from snapsync.schemas.events import dumps
 from snapsync.schemas.topics import (
@@ -90,35 +92,45 @@ DB_THREADS = ThreadPoolExecutor(max_workers=APPLY_CONNECTIONS + 2, thread_name_p
 
 
 class Database:
-    """One connection per agent. Calls that fail for a passing or systemic reason (see
-    ``streams/failures.py``) are retried with back-off, on a new connection, for as long as
-    it takes; a failure of the message itself is raised to the caller."""
+    """One pair of connections per agent lane: the source (practice data and the signal
+    schema) and the state store. ``run(fn, *args)`` calls ``fn(source, state, *args)``.
+    Calls that fail for a passing or systemic reason (see ``streams/failures.py``) are
+    retried with back-off, on new connections, for as long as it takes; a failure of the
+    message itself is raised to the caller."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.conn = None
+        self.state = None
 
     def get(self):
         if self.conn is None:
-            self.conn = connect(self.settings.db)
+            self.conn = connect_source(self.settings)
             # READ COMMITTED: no gap locks, so commands for different targets applied side by
             # side do not deadlock; one target's commands are applied one after another anyway.
             self.conn.cursor().execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
         return self.conn
 
+    def get_state(self):
+        if self.state is None:
+            self.state = connect_state(self.settings)
+        return self.state
+
     def _drop(self) -> None:
-        try:
-            if self.conn is not None:
-                self.conn.close()
-        except Exception:  # noqa: BLE001 - already broken
-            pass
-        self.conn = None
+        for conn in (self.conn, self.state):
+            try:
+                if conn is not None:
+                    conn.close()
+            except Exception:  # noqa: BLE001 - already broken
+                pass
+        self.conn = self.state = None
 
     async def run(self, fn, *args):
         delay = 0.2
         while True:
             try:
-                return await asyncio.get_running_loop().run_in_executor(DB_THREADS, lambda: fn(self.get(), *args))
+                return await asyncio.get_running_loop().run_in_executor(
+                    DB_THREADS, lambda: fn(self.get(), self.get_state(), *args))
             except Exception as exc:  # noqa: BLE001 - classified below
                 if classify(exc) != "retry":
                     raise
@@ -291,6 +303,8 @@ def build_app(settings: Settings, state: metrics.WorkerState | None = None) -> f
                         free.put_nowait(db)
 
                 await asyncio.gather(*(run_lane(lane) for lane in per_target.values()))
+                if per_target:  # the batch's audit records, from the outbox into the state store
+                    await apply_dbs[0].run(flush_outbox)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # noqa: BLE001
@@ -311,10 +325,15 @@ def build_app(settings: Settings, state: metrics.WorkerState | None = None) -> f
 
 
 def prepare(settings: Settings) -> None:
-    """Control tables and topics (with the partition counts the agents declare)."""
+    """The schemas checked, audit records a crash left in the outbox moved, and the topics
+    (with the partition counts the agents declare).
+
+    Raises:
+        SchemaError: the state store or the signal schema is not at this release's version.
+    """
     private_dir(settings.home.resolve() / "worker")  # faust's datadir; it creates only the last level
-    with connect(settings.db) as conn:
-        ensure_control_tables(conn)
+    with connect_source(settings) as conn, connect_state(settings) as state:
+        flush_outbox(conn, state)
     prefix, db = settings.topic_prefix, settings.db.database
     ensure_topics(settings.kafka_bootstrap,
                   [*(change_topic(prefix, db, d.table) for d in (*sync_datasets(), *incremental_datasets())),
@@ -330,6 +349,7 @@ def run_worker(settings: Settings, metrics_port: int | None = None, metrics_host
     from snapsync.connectors.lag import LagMonitor
     from snapsync.connectors.metrics import serve
     from snapsync.control.processes import Beacon
+    from snapsync.control.sync_tasks import TaskRunner
     from snapsync.streams.stager import start_stager
 
     prepare(settings)
@@ -343,6 +363,7 @@ def run_worker(settings: Settings, metrics_port: int | None = None, metrics_host
     app = build_app(settings, state)
     stop = threading.Event()
     stager, _thread = start_stager(settings, stop)
+    tasks = TaskRunner(settings, beacon.id).start()  # Data Sync's copies and undos people asked for
     if metrics_port is not None:
         state.deltas_lag = LagMonitor(settings.kafka_bootstrap, stager.group, stager.topics).start()
     worker = faust.Worker(app, loglevel="INFO", quiet=True)
@@ -350,6 +371,7 @@ def run_worker(settings: Settings, metrics_port: int | None = None, metrics_host
         worker.execute_from_commandline()
     finally:
         stop.set()
+        tasks.stop.set()
         beacon.stop()
         if server is not None:
             server.close()
@@ -369,9 +391,7 @@ def spawn_worker(settings: Settings, log_path, timeout: float = 60.0):
     log_path = Path(log_path)
     start = log_path.stat().st_size if log_path.exists() else 0
     env = {k: v for k, v in os.environ.items() if not k.startswith("SNAPSYNC_") or k == "SNAPSYNC_DEBUG"}
-    env.update(SNAPSYNC_DATABASE_URL=settings.database_url.get_secret_value(),
-               SNAPSYNC_KAFKA_BOOTSTRAP=settings.kafka_bootstrap, SNAPSYNC_TOPIC_PREFIX=settings.topic_prefix,
-               SNAPSYNC_HOME=str(settings.home))
+    env.update(settings_env(settings))
     proc = subprocess.Popen([str(Path(sys.executable).with_name("snapsync")), "worker"], env=env,
                             stdout=open(log_path, "ab"), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + timeout

@@ -1,10 +1,10 @@
 """Deltas: per customer and per snapshot window, the newest image (or the delete) of every
 changed row of the incremental data sets (Patient, Claims, Charge, Credit, Activity).
 
-State is durable staging in the practice database (``snapsync_delta``), written by the
-``deltas`` agent in one transaction per batch together with the consumed offsets
+State is durable staging in the state store (``snapsync_delta``), written by the
+deltas stage (``streams/stager.py``) in one transaction per batch together with the consumed offsets
 (``snapsync_delta_progress``). "Newest source position wins" makes the upsert idempotent,
-so the events a ``kill -9`` makes faust deliver again change nothing.
+so the events a ``kill -9`` makes the stage read again change nothing.
 
 A change's window is the first New York midnight at or after its source commit time
 (``source.ts_ms``): the incremental package for cutoff C carries the windows up to C.

@@ -1,5 +1,5 @@
 """The deltas stage of the worker: the change topics of the incremental data sets, read in
-batches, staged in ``snapsync_delta`` (``streams/deltas.py``).
+batches, staged in the state store's ``snapsync_delta`` (``streams/deltas.py``).
 
 It runs in the worker process beside the faust agents, but reads with confluent-kafka
 directly: faust's per-event path costs about 300 µs per event here (measured: 2,400
@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
 from snapsync.connectors.kafka import producer
-from snapsync.connectors.mysql import connect
+from snapsync.connectors.state import connect_state
 from snapsync.schemas.config import Settings
 from snapsync.schemas.topics import dead_letter_topic, deltas_group, deltas_topics
 from snapsync.streams import metrics
@@ -74,7 +74,7 @@ class DeltaStager:
         while True:
             try:
                 if self._conn is None:
-                    self._conn = connect(self.settings.db)
+                    self._conn = connect_state(self.settings)
                 return fn(self._conn, *args)
             except Exception as exc:  # noqa: BLE001 - classified
                 if classify(exc) != "retry" or stop.is_set():

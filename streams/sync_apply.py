@@ -7,9 +7,10 @@ command to a target customer. Plain functions over a pymysql connection; the fau
   the target item equal to the source's except its id, its ``customer_id`` and the
   never-copied columns (a created item gets NULL there).
 * Deletes in the source are not propagated.
-* One transaction per command: the write, its audit record with the before-image (for
-  ``undo``), the echo marker and the "applied" mark commit together, so redelivery is a
-  no-op and a crash leaves nothing half-applied.
+* One source transaction per command: the write, its audit record (into the signal schema's
+  outbox) with the before-image (for ``undo``), the echo marker and the "applied" mark commit
+  together, so redelivery is a no-op and a crash leaves nothing half-applied. The audit
+  record moves to the state store after the batch (``control/audit.py``).
 * No echo: the applier records a digest of each row it wrote; when that very row image
   comes back through the change stream the fan-out recognises it and does not fan out.
 """
@@ -24,9 +25,10 @@ from typing import Literal
 import pymysql
 
 from snapsync.connectors.mysql import encoded_rows
+from snapsync.connectors.state import signal_table
 from snapsync.control import sync_groups
 from snapsync.control.accounts import account_of
-from snapsync.control.audit import record_audit
+from snapsync.control.audit import record_source_audit
 from snapsync.control.data_sync import mark_echo, mysql_texts, save_before, where_natural_key
 from snapsync.control.notifications import notify
 from snapsync.schemas.catalog import DataSet, dataset
@@ -62,8 +64,9 @@ def plan_commands(event: ChangeEvent, routes: list[tuple[int, int, str]],
     ]
 
 
-def fanout_plan(conn, event: ChangeEvent) -> tuple[list[SyncCommand], int | None]:
+def fanout_plan(conn, state, event: ChangeEvent) -> tuple[list[SyncCommand], int | None]:
     """Commands for one change event, and the source account (None: nothing to do).
+    ``conn``: the source (``connect_source``), ``state``: the state store (the groups).
 
     A change that is snapsync's own write (an applied command coming back) goes on only to
     the targets it has not been applied in yet: a chain 1 -> 4 -> 7 carries an edit of 1 to
@@ -74,8 +77,8 @@ def fanout_plan(conn, event: ChangeEvent) -> tuple[list[SyncCommand], int | None
     ds = dataset(event.table)
     if ds.sync_category is None or "customer_id" not in event.after:
         return [], None
-    routes = sync_groups.routes_for(conn, int(event.after["customer_id"]), ds.sync_category)
-    conn.commit()
+    routes = sync_groups.routes_for(state, int(event.after["customer_id"]), ds.sync_category)
+    state.commit()
     if not routes:
         return [], None
     echo, path = applied_path(conn, event)
@@ -89,13 +92,13 @@ def fanout_plan(conn, event: ChangeEvent) -> tuple[list[SyncCommand], int | None
     return cmds, account
 
 
-def record_pending(conn, account: int, event: ChangeEvent, n: int) -> str:
+def record_pending(_conn, state, account: int, event: ChangeEvent, n: int) -> str:
     """The account's notice that a change will be synchronized to ``n`` customers."""
     message = (f"A change to {dataset(event.table).name} in customer {event.after['customer_id']} "
                f"will be synchronized to {n} customer(s).")
-    notify(conn.cursor(), account_id=account, kind="sync_pending", message=message,
+    notify(state.cursor(), account_id=account, kind="sync_pending", message=message,
            detail={"table": event.table, "source_customer": event.after["customer_id"], "targets": n})
-    conn.commit()
+    state.commit()
     return message
 
 
@@ -111,22 +114,23 @@ def applied_path(conn, event: ChangeEvent) -> tuple[bool, list[int] | None]:
     exactly as the first time.
     """
     event_id = f"{event.position.file}:{event.position.pos}:{event.position.row}"
+    seen_t, echo_t = signal_table(conn, "snapsync_sync_seen"), signal_table(conn, "snapsync_sync_echo")
     cur = conn.cursor()
     try:
-        cur.execute("SELECT path FROM snapsync_sync_seen WHERE event_id = %s", (event_id,))
+        cur.execute(f"SELECT path FROM {seen_t} WHERE event_id = %s", (event_id,))
         seen = cur.fetchone()
         if seen is not None:
             return True, None if seen[0] is None else json.loads(seen[0])
-        cur.execute("SELECT echo_id, path FROM snapsync_sync_echo WHERE table_name = %s AND row_id = %s "
+        cur.execute(f"SELECT echo_id, path FROM {echo_t} WHERE table_name = %s AND row_id = %s "
                     "AND digest = %s ORDER BY echo_id LIMIT 1 FOR UPDATE",
                     (event.table, event.after.get("id"), row_digest(event.after)))
         marker = cur.fetchone()
         if marker is None:
             return False, None
-        cur.execute("DELETE FROM snapsync_sync_echo WHERE echo_id = %s", (marker[0],))
-        cur.execute("INSERT INTO snapsync_sync_seen (event_id, path, seen_at) VALUES (%s, %s, %s)",
+        cur.execute(f"DELETE FROM {echo_t} WHERE echo_id = %s", (marker[0],))
+        cur.execute(f"INSERT INTO {seen_t} (event_id, path, seen_at) VALUES (%s, %s, %s)",
                     (event_id, marker[1], utcnow()))
-        cur.execute("DELETE FROM snapsync_sync_seen WHERE seen_at < %s LIMIT 100", (utcnow() - SEEN_RETENTION,))
+        cur.execute(f"DELETE FROM {seen_t} WHERE seen_at < %s LIMIT 100", (utcnow() - SEEN_RETENTION,))
         return True, None if marker[1] is None else json.loads(marker[1])
     finally:
         conn.commit()
@@ -152,15 +156,16 @@ def plan_apply(ds: DataSet, mode: str, new: dict[str, str | None], existing: dic
     return ApplyPlan("overridden", changed) if changed else ApplyPlan("unchanged")
 
 
-def apply_command(conn, cmd: SyncCommand, *, mark: bool | None = None) -> Outcome:
-    """Apply one command in one transaction. Returns what happened:
+def apply_command(conn, state, cmd: SyncCommand, *, mark: bool | None = None) -> Outcome:
+    """Apply one command in one source transaction (``conn``: from ``connect_source``;
+    ``state``: the state store, read for the target's own groups). Returns what happened:
     ``created``, ``overridden``, ``unchanged``, ``exists`` (create-only) or ``duplicate``."""
     ds = dataset(cmd.table)
     cur = conn.cursor()  # the connection reads committed (streams/app.py Database)
     try:
         try:  # claim the command first: a redelivered command stops here
-            cur.execute("INSERT INTO snapsync_sync_applied (command_id, applied_at) VALUES (%s, %s)",
-                        (cmd.command_id, utcnow()))
+            cur.execute(f"INSERT INTO {signal_table(conn, 'snapsync_sync_applied')} (command_id, applied_at) "
+                        "VALUES (%s, %s)", (cmd.command_id, utcnow()))
         except pymysql.err.IntegrityError:
             conn.rollback()
             return "duplicate"
@@ -188,15 +193,16 @@ def apply_command(conn, cmd: SyncCommand, *, mark: bool | None = None) -> Outcom
             if mark is None:
                 # Only a target that is itself a sync-from customer of this category has its
                 # changes fanned out; only there can the write echo, so only there is it marked.
-                mark = bool(sync_groups.routes_for(conn, cmd.target_customer, ds.sync_category))
+                mark = bool(sync_groups.routes_for(state, cmd.target_customer, ds.sync_category))
+                state.commit()
             if mark:
                 mark_echo(cur, ds.table, row_id, after, [*(cmd.path or (cmd.source_customer,)), cmd.target_customer])
-            audit_id = record_audit(
+            journal = record_source_audit(
                 cur, account_id=None, entity="sync_apply", entity_id=cmd.command_id,
                 action="create" if plan.outcome == "created" else "override", before=before, after=after,
                 detail={"group_id": cmd.group_id, "table": ds.table, "source_customer": cmd.source_customer,
                         "target_customer": cmd.target_customer, "mode": cmd.mode}, who="snapsync-sync")
-            save_before(cur, audit_id, ds, cmd.target_customer, row_id, dict(zip(ds.natural_key, nk)), before,
+            save_before(cur, journal, ds, cmd.target_customer, row_id, dict(zip(ds.natural_key, nk)), before,
                         after)
         conn.commit()
         return plan.outcome

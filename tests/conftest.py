@@ -21,7 +21,7 @@ _counter = itertools.count()
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if any(f"/{d}/" in str(item.fspath) for d in ("integration", "hostile", "web", "ops")):
+        if any(f"/{d}/" in str(item.fspath) for d in ("integration", "hostile", "web", "ops", "production")):
             item.add_marker(pytest.mark.integration)
 
 
@@ -60,26 +60,39 @@ def connect(broker: Tansu, stack_dir: Path):
 
 @pytest.fixture(scope="session")
 def base_settings(mariadb: MariaDB, broker: Tansu, stack_dir: Path) -> Settings:
-    return load_settings(None, database_url=mariadb.url, kafka_bootstrap=broker.bootstrap,
-                         home=str(stack_dir / "home"))
+    s = load_settings(None, database_url=mariadb.url, kafka_bootstrap=broker.bootstrap,
+                      home=str(stack_dir / "home"))
+    new_database(s)
+    return s
 
 
 def settings_for(base: Settings, database: str, **extra) -> Settings:
-    """The same servers, another database name (each test gets its own)."""
+    """The same servers, another practice database (each test gets its own), with its own state
+    store (``<database>_state``) and signal schema (``<database>_signal``) beside it."""
     url = f"mysql://root@{base.db.host}:{base.db.port}/{database}"
+    extra.setdefault("state_url", f"mysql://root@{base.db.host}:{base.db.port}/{database[:56]}_state")
+    extra.setdefault("signal_schema", f"{database[:56]}_signal")
     return load_settings(None, database_url=url, kafka_bootstrap=base.kafka_bootstrap,
                          home=str(base.home), **extra)
 
 
+def new_database(s: Settings) -> Settings:
+    """The practice database of ``s`` created when missing, and snapsync's schemas migrated (as
+    root: ``snapsync db migrate``)."""
+    from snapsync.connectors.mysql import ensure_database
+    from snapsync.control.migrate import migrate
+
+    ensure_database(s.db)
+    migrate(s)
+    return s
+
+
 @pytest.fixture()
 def fresh_db(base_settings: Settings, request) -> Settings:
-    """A new, empty database on the session's MariaDB, named after the test."""
-    from snapsync.connectors.mysql import ensure_database
-
+    """A new, empty database on the session's MariaDB, named after the test (snapsync's schemas
+    migrated beside it)."""
     name = "t{}_{}".format(next(_counter), "".join(c for c in request.node.name if c.isalnum())[:40])
-    s = settings_for(base_settings, name)
-    ensure_database(s.db)
-    return s
+    return new_database(settings_for(base_settings, name))
 
 
 @pytest.fixture()
@@ -96,8 +109,39 @@ def seeded_db(fresh_db: Settings) -> Settings:
 @pytest.fixture()
 def cli_env(base_settings: Settings, tmp_path: Path) -> dict[str, str]:
     """Environment for running the ``snapsync`` console script as a user would."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SNAPSYNC_")}
-    env.update(SNAPSYNC_DATABASE_URL=base_settings.database_url.get_secret_value(),
-               SNAPSYNC_KAFKA_BOOTSTRAP=base_settings.kafka_bootstrap,
-               SNAPSYNC_HOME=str(tmp_path / "home"))
+    return env_for(base_settings, SNAPSYNC_HOME=str(tmp_path / "home"))
+
+
+def db_env(s: Settings) -> dict[str, str]:
+    """The environment variables that name the databases of ``s``: its practice database, state
+    store and signal schema."""
+    env = {"SNAPSYNC_DATABASE_URL": s.database_url.get_secret_value(), "SNAPSYNC_SIGNAL_SCHEMA": s.signal_schema}
+    if s.state_url is not None:
+        env["SNAPSYNC_STATE_URL"] = s.state_url.get_secret_value()
     return env
+
+
+def env_for(s: Settings, **extra: str) -> dict[str, str]:
+    """This process's environment without its SNAPSYNC_* variables, plus those of ``s`` (and
+    ``extra``): what a child ``snapsync`` process needs to use the same settings."""
+    from snapsync.schemas.config import settings_env
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SNAPSYNC_") or k == "SNAPSYNC_DEBUG"}
+    env.update(settings_env(s))
+    env.update(extra)
+    return env
+
+
+def qs(s: Settings, sql: str, args=()) -> tuple:
+    """Run one statement on the state store of ``s`` (autocommit); its rows."""
+    from snapsync.connectors.mysql import connect
+
+    with connect(s.state, autocommit=True) as conn:
+        cur = conn.cursor()
+        cur.execute(sql, args)
+        return cur.fetchall()
+
+
+def sig(s: Settings, table: str) -> str:
+    """A table of the signal schema of ``s``, for SQL on the practice database's server."""
+    return f"`{s.signal_schema}`.`{table}`"

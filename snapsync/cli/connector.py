@@ -40,7 +40,7 @@ RetriesOpt = Annotated[int, typer.Option(
     "--retries", min=0, max=30,
     help="Retries of a request that failed to connect or got 409 (rebalance) / 5xx, with back-off.")]
 SkipPrepareOpt = Annotated[bool, typer.Option(
-    "--skip-prepare", help="Do not check grants nor create the heartbeat and signal tables (when the database "
+    "--skip-prepare", help="Do not check binlog settings, grants and the heartbeat and signal tables (when the database "
     "is not reachable from here, or a DBA prepared it).")]
 
 
@@ -147,14 +147,14 @@ def connector_prepare(
     name: NameOpt = "snapsync",
     config: ConfigOpt = None,
 ) -> None:
-    """Check the connector user's grants and binlog settings, and create the heartbeat and signal
-    tables (deploy does this too, unless --skip-prepare)."""
+    """Check the connector user's grants, the binlog settings and the heartbeat and signal tables
+    (made by `snapsync db migrate`); deploy does this too, unless --skip-prepare."""
     from snapsync.connectors.debezium import MYSQL_CONNECTOR, prepare
 
     # The class does not matter here: no need to ask the server for it.
     connector = _connector(file, config, name, 184054, "initial", None if file else MYSQL_CONNECTOR)
     done = prepare(connector["config"])
-    made = f"created {', '.join(done.created)}" if done.created else "heartbeat and signal tables already there"
+    made = f"heartbeat and signal tables ready in `{done.schema}`"
     _say(f"database ready for Debezium ({done.server}): grants and binlog settings OK; {made}")
 
 

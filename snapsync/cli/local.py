@@ -26,11 +26,17 @@ def local_up(
     json_: JsonOpt = False,
 ) -> None:
     """Start the private MariaDB (binlog ROW/FULL) and the Tansu broker on loopback (and Kafka Connect
-    with --connect)."""
+    with --connect), and bring snapsync's own schemas to this release (`snapsync db migrate`, as
+    the local server's root)."""
+    from snapsync.control.migrate import migrate
     from snapsync.local import LocalStack
+    from snapsync.schemas.config import load_settings
 
-    stack = LocalStack(home_dir(config))
+    home = home_dir(config)
+    stack = LocalStack(home)
     st = stack.up(db_port, kafka_port, connect=connect, connect_port=connect_port)
+    local = load_settings(config, database_url=st.database_url, kafka_bootstrap=st.kafka_bootstrap, home=str(home))
+    migrate(local)
     if json_:
         print(json.dumps(stack.status()))
         return
@@ -40,6 +46,8 @@ def local_up(
     out.print(f"export SNAPSYNC_KAFKA_BOOTSTRAP={st.kafka_bootstrap}")
     if st.connect_url:
         out.print(f"export SNAPSYNC_CONNECT_URL={st.connect_url}", soft_wrap=True)
+    out.print(f"snapsync's own tables: schema `{local.state.database}` (state) and `{local.signal_schema}` (signal), "
+              "at this release's version")
     out.print("(commands run from this folder use these settings without the exports)")
 
 

@@ -32,16 +32,15 @@ def export_worker(
 
     from snapsync.connectors.lag import LagMonitor
     from snapsync.connectors.metrics import serve
-    from snapsync.connectors.mysql import connect
+    from snapsync.connectors.state import connect_state
     from snapsync.control.processes import Beacon
-    from snapsync.control.tables import ensure_control_tables
     from snapsync.schemas.topics import export_jobs_topic
     from snapsync.sinks.export_worker import ExportWorker, group_id
 
     setup_logging()
     s = settings(config)
-    with connect(s.db) as conn:
-        ensure_control_tables(conn)
+    with connect_state(s):  # the state store is at this release's version (else exit 2)
+        pass
     beacon = Beacon(s, "export-worker", metrics_port=metrics_port)
     worker = ExportWorker(s, lease=lease, session_timeout=session_timeout, ident=beacon.id)
     for sig in (signal.SIGTERM, signal.SIGINT):

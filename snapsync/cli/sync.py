@@ -13,6 +13,30 @@ from snapsync.control import sync_undo as sync_undo_module
 
 app = typer.Typer(help="Data Sync: groups of a sync-from customer and its sync-to customers.", no_args_is_help=True)
 
+WaitOpt = Annotated[float, typer.Option("--wait", help="Seconds to wait for the worker (`snapsync worker`) to make "
+                                        "the copy or undo; 0: only queue it.", min=0)]
+
+
+def _wait(config, task_ids: list[int], wait: float) -> list:
+    from snapsync.control import sync_tasks
+
+    return sync_tasks.wait_for(settings(config), task_ids, wait) if task_ids else []
+
+
+def _told(tasks) -> str:
+    """What the requester is told of queued copies."""
+    if not tasks:
+        return ""
+    done = [t for t in tasks if t.state == "done"]
+    if len(done) == len(tasks):
+        made = sum(c["created"] + c["overridden"] for t in done for c in t.result["tables"].values())
+        return f"; initial copy made ({made} item(s) created or overridden)"
+    failed = [t for t in tasks if t.state == "failed"]
+    if failed:
+        return f"; initial copy failed (task {failed[0].task_id}): {failed[0].error}"
+    return (f"; initial copy queued as task(s) {', '.join(str(t.task_id) for t in tasks)}: the worker (`snapsync "
+            "worker`) makes it; `snapsync sync tasks` shows the outcome")
+
 def _targets(text: str) -> tuple[int, ...]:
     return tuple(customer_list(text))
 
@@ -23,16 +47,21 @@ def sync_add(
     to: Annotated[str, typer.Option("--to", help="Sync-to customers, comma-separated.")],
     data: Annotated[str, typer.Option("--data", help="codes, facilities, referring-providers, payers (comma-separated).")],
     mode: Annotated[str, typer.Option(help="create-only (default: never modify existing items) or override.")] = "create-only",
+    wait: WaitOpt = 120.0,
     config: ConfigOpt = None,
     json_: JsonOpt = False,
 ) -> None:
-    """Add a sync group; when the account's Data Sync is enabled, copy the current items now."""
-    g, copied = data_sync.create_group(settings(config), from_, _targets(to), sync_groups.parse_categories(data),
+    """Add a sync group; when the account's Data Sync is enabled, its initial copy is queued for
+    the worker (and waited for, --wait)."""
+    from snapsync.control.sync_tasks import summary
+
+    g, queued = data_sync.create_group(settings(config), from_, _targets(to), sync_groups.parse_categories(data),
                                        mode)
-    result = {**sync_groups.group_view(g), "initial_copy": copied}
+    tasks = _wait(config, list(queued.values()), wait)
+    result = {**sync_groups.group_view(g), "initial_copy": summary(tasks)}
     print(json.dumps(result)) if json_ else out.print(
         f"sync group {g.group_id}: customer {g.source_customer} -> {list(g.targets)} ({mode})"
-        + ("" if copied else " (Data Sync is disabled for the account: `snapsync sync enable`)"))
+        + (_told(tasks) if queued else " (Data Sync is disabled for the account: `snapsync sync enable`)"))
 
 
 @app.command("edit")
@@ -41,16 +70,21 @@ def sync_edit(
     to: Annotated[Optional[str], typer.Option("--to", help="The new list of sync-to customers.")] = None,
     data: Annotated[Optional[str], typer.Option("--data", help="The new list of categories.")] = None,
     mode: Annotated[Optional[str], typer.Option(help="create-only or override.")] = None,
+    wait: WaitOpt = 120.0,
     config: ConfigOpt = None,
     json_: JsonOpt = False,
 ) -> None:
-    """Change a group's targets, categories or mode; newly added targets get the initial copy."""
-    before, after, copied = data_sync.change_group(
+    """Change a group's targets, categories or mode; newly added targets get the initial copy
+    (queued for the worker, and waited for)."""
+    from snapsync.control.sync_tasks import summary
+
+    before, after, queued = data_sync.change_group(
         settings(config), group, targets=None if to is None else _targets(to),
         categories=None if data is None else sync_groups.parse_categories(data), mode=mode)
+    tasks = _wait(config, list(queued.values()), wait)
     added = [t for t in after.targets if t not in before.targets]
-    print(json.dumps({**sync_groups.group_view(after), "initial_copy": copied})) if json_ else out.print(
-        f"sync group {group} updated; new targets copied: {added}")
+    print(json.dumps({**sync_groups.group_view(after), "initial_copy": summary(tasks)})) if json_ else out.print(
+        f"sync group {group} updated; new targets: {added}{_told(tasks)}")
 
 
 @app.command("delete")
@@ -75,9 +109,10 @@ def sync_list(account: Annotated[Optional[int], typer.Option(help="Only this acc
 
 @app.command("enable")
 def sync_enable(account: Annotated[int, typer.Option(help="Account id.")], config: ConfigOpt = None) -> None:
-    """Enable Data Sync for an account (copies every group's current items)."""
+    """Enable Data Sync for an account (every group's current items are copied by the worker)."""
     groups = data_sync.enable_service(settings(config), account)
-    out.print(f"Data Sync enabled for account {account} ({len(groups)} group(s) copied)")
+    out.print(f"Data Sync enabled for account {account} ({len(groups)} group(s): their initial copies are queued "
+              "for the worker)")
 
 
 @app.command("disable")
@@ -90,10 +125,41 @@ def sync_disable(account: Annotated[int, typer.Option(help="Account id.")], conf
 @app.command("undo")
 def sync_undo(audit_id: Annotated[int, typer.Argument(help="Audit id of a sync application (`snapsync audit --entity sync_apply`).")],
               force: Annotated[bool, typer.Option("--force", help="Undo even when items changed after the application (their later changes are lost).")] = False,
+              wait: WaitOpt = 120.0,
               config: ConfigOpt = None) -> None:
-    """Restore what one sync application overwrote (and remove what it created).
+    """Restore what one sync application overwrote (and remove what it created); the worker
+    makes it (waited for, --wait).
 
     Refused when an item changed after that application, naming the rows and columns,
     unless --force."""
-    n = sync_undo_module.undo_application(settings(config), audit_id, force=force)
-    out.print(f"undone: {n} row(s) restored from audit record {audit_id}")
+    from snapsync.schemas.errors import ConfigError
+
+    task_id = sync_undo_module.request_undo(settings(config), audit_id, force=force)
+    tasks = _wait(config, [task_id], wait)
+    task = tasks[0]
+    if task.state == "failed":
+        raise ConfigError(task.error or "the undo failed")
+    if task.state != "done":
+        out.print(f"undo queued as task {task_id}: the worker (`snapsync worker`) makes it; `snapsync sync tasks` "
+                  "shows the outcome")
+        return
+    out.print(f"undone: {task.result['rows']} row(s) restored from audit record {audit_id}")
+
+
+@app.command("tasks")
+def sync_tasks_list(account: Annotated[Optional[int], typer.Option(help="Only this account.")] = None,
+                    config: ConfigOpt = None, json_: JsonOpt = False) -> None:
+    """The newest Data Sync copies and undos asked for, and their outcome."""
+    from snapsync.connectors.state import connect_state
+    from snapsync.control.sync_tasks import recent
+
+    with connect_state(settings(config)) as conn:
+        tasks = recent(conn, account)
+    if json_:
+        print(json.dumps([t.view() for t in tasks]))
+        return
+    for t in tasks:
+        what = (f"copy {t.payload['source']} -> {t.payload['target']} ({t.payload['mode']})" if t.kind == "copy"
+                else f"undo of audit record {t.payload['audit_id']}")
+        out.print(f"task {t.task_id} (account {t.account_id}): {what}: {t.state}"
+                  + (f" - {t.error}" if t.error else ""))

@@ -21,8 +21,9 @@ from prometheus_client import Counter, Histogram
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from snapsync.schemas import VERSION
+from snapsync.connectors.state import connect_state
 from snapsync.connectors.mysql import connect
-from snapsync.control.tables import ensure_control_tables
 from snapsync.schemas.config import Settings
 from snapsync.schemas.errors import ConfigError, NotFoundError, RetriableError
 from snapsync.web import auth
@@ -173,7 +174,7 @@ def create_app(settings: Settings, config: WebConfig, *, live: bool = True) -> F
             if hub is not None:
                 hub.stop()
 
-    app = FastAPI(title="snapsync Services", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
+    app = FastAPI(title="snapsync Services", version=VERSION, lifespan=lifespan, docs_url=None, redoc_url=None,
                   openapi_url="/api/openapi.json",
                   description="The Services of an account: Recurring Data Snapshots and Data Sync. Every route "
                               "under /api/accounts/{account_id}/ takes a bearer token from `snapsync users token` "
@@ -240,6 +241,8 @@ def metrics_health(app: FastAPI):
             try:
                 with connect(settings.db, connect_timeout=3, read_timeout=3) as conn:
                     conn.cursor().execute("SELECT 1")
+                with connect_state(settings, connect_timeout=3, read_timeout=3) as conn:
+                    conn.cursor().execute("SELECT 1")
                 last.update(ok=True, detail="the database answers")
             except Exception as exc:  # noqa: BLE001 - not ready, whatever the reason
                 last.update(ok=False, detail=f"the database does not answer ({type(exc).__name__})")
@@ -256,6 +259,11 @@ def metrics_health(app: FastAPI):
 
 
 def prepare(settings: Settings) -> None:
-    """The control tables the app reads (users, sessions, messages...) exist."""
-    with connect(settings.db) as conn:
-        ensure_control_tables(conn)
+    """The state store the app reads (users, sessions, messages...) is at this release's
+    version (it never creates tables: ``snapsync db migrate`` does).
+
+    Raises:
+        SchemaError: it is missing or not current (exit 2).
+    """
+    with connect_state(settings):
+        pass

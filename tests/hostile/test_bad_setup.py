@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from snapsync.connectors.mysql import connect, ensure_database
+from snapsync.connectors.mysql import connect
 from snapsync.seed import seed
 from snapsync.sinks.export import ExportRequest, export_snapshot
-from tests.conftest import settings_for
+from tests.conftest import db_env, new_database, settings_for
 
 BIN = str(Path(sys.executable).with_name("snapsync"))
 NASTY = "a\"b\\c'd#e\\b f\\\"$g`h;i\\"  # quotes, backslashes before letters an option file reads as escapes
@@ -33,7 +33,7 @@ def run(args, env, cwd=None, timeout=60):
 @pytest.fixture(scope="module")
 def db(base_settings):
     s = settings_for(base_settings, "badsetup")
-    ensure_database(s.db)
+    new_database(s)
     with connect(s.db) as conn:
         seed(conn, customers=2, scale=0.003, seed_value=2)
         cur = conn.cursor()
@@ -142,7 +142,7 @@ def test_bad_arguments_are_refused(cli_env, tmp_path, args):
 def test_unreachable_broker_during_an_incremental_export(db, cli_env, tmp_path):
     from snapsync.local import free_port
 
-    env = {**cli_env, "SNAPSYNC_DATABASE_URL": db.database_url.get_secret_value(),
+    env = {**cli_env, **db_env(db),
            "SNAPSYNC_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}"}
     r = run(["snapshot", "export", "--customers", "1", "--out", str(tmp_path / "o"), "--kind", "incremental",
              "--cutoff", "2026-03-08", "--watermark-timeout", "2"], env, cwd=tmp_path)

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from snapsync.connectors.mysql import connect, ensure_database
+from snapsync.connectors.mysql import connect
 from snapsync.seed import seed
 from snapsync.sinks.delivery import LEDGER, current_delivery
 from snapsync.sinks.export import ExportRequest, export_snapshot
-from tests.conftest import settings_for
+from tests.conftest import db_env, new_database, settings_for
 
 BIN = str(Path(sys.executable).with_name("snapsync"))
 
@@ -27,7 +27,7 @@ BIN = str(Path(sys.executable).with_name("snapsync"))
 @pytest.fixture(scope="module")
 def db(base_settings):
     s = settings_for(base_settings, "hostile_deliveries")
-    ensure_database(s.db)
+    new_database(s)
     with connect(s.db) as conn:
         seed(conn, customers=3, scale=0.02, seed_value=8)
     return s
@@ -91,7 +91,7 @@ def test_bad_out_is_a_clear_error(db, tmp_path, cli_env, case):
     locked.mkdir(mode=0o500)
     out = {"empty": "", "a file": str(afile), "under a file": str(afile / "sub"),
            "not writable": str(locked / "sub")}[case]
-    env = {**cli_env, "SNAPSYNC_DATABASE_URL": db.database_url.get_secret_value()}
+    env = {**cli_env, **db_env(db)}
     if case == "not writable" and os.geteuid() == 0:
         pytest.skip("root can write anywhere")
     r = subprocess.run([BIN, "snapshot", "export", "--customers", "1", "--out", out], cwd=cwd, env=env,

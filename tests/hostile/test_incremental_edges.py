@@ -22,6 +22,7 @@ from snapsync.connectors.mysql import connect
 from snapsync.schemas.schedule import parse_instant
 from snapsync.sinks.export import ExportRequest, export_snapshot
 from tests.integration.pipeline import q, running_pipeline, wait_until
+from tests.conftest import db_env, qs
 
 C1 = dt.datetime(2026, 3, 8, 5, 0)
 C2 = dt.datetime(2026, 3, 9, 4, 0)
@@ -38,7 +39,7 @@ def env(base_settings, tmp_path_factory):
 
 
 def staged(s, pk: int) -> list:
-    return q(s, "SELECT customer_id, op FROM snapsync_delta WHERE table_name = 'patient' AND pk = %s ORDER BY 1",
+    return qs(s, "SELECT customer_id, op FROM snapsync_delta WHERE table_name = 'patient' AND pk = %s ORDER BY 1",
              (json.dumps({"id": pk}, separators=(",", ":")),))
 
 
@@ -86,14 +87,14 @@ def test_a_moved_row_is_deleted_for_the_customer_it_left(env):
 def test_a_staged_row_that_does_not_fit_is_quarantined_not_a_blocker(env, cli_env):
     s, _log, out = env
     pk = q(s, "SELECT id FROM patient WHERE customer_id = 3 ORDER BY id LIMIT 1")[0][0]
-    image = json.loads(q(s, "SELECT image FROM snapsync_delta WHERE image IS NOT NULL LIMIT 1")[0][0] or "{}") \
-        if q(s, "SELECT COUNT(*) FROM snapsync_delta WHERE image IS NOT NULL")[0][0] else {}
+    image = json.loads(qs(s, "SELECT image FROM snapsync_delta WHERE image IS NOT NULL LIMIT 1")[0][0] or "{}") \
+        if qs(s, "SELECT COUNT(*) FROM snapsync_delta WHERE image IS NOT NULL")[0][0] else {}
     image.update({"id": pk, "customer_id": 3, "date_of_birth": MARK})
-    q(s, "INSERT INTO snapsync_delta (customer_id, table_name, pk, window_cutoff, op, image, src_order, "
+    qs(s, "INSERT INTO snapsync_delta (customer_id, table_name, pk, window_cutoff, op, image, src_order, "
          "source_ts_ms) VALUES (3, 'patient', %s, %s, 'U', %s, 1, 0)",
       (json.dumps({"id": pk}, separators=(",", ":")), C3, json.dumps(image)))
     folder = out / "quarantine"
-    env_vars = {**cli_env, "SNAPSYNC_DATABASE_URL": s.database_url.get_secret_value(),
+    env_vars = {**cli_env, **db_env(s),
                 "SNAPSYNC_TOPIC_PREFIX": s.topic_prefix, "SNAPSYNC_CONNECTOR": s.connector}
     for cutoff in ("2026-03-09T00:00", "2026-03-10T00:00", "2026-03-10T00:00"):
         r = subprocess.run([BIN, "snapshot", "export", "--customers", "3", "--out", str(folder), "--kind",
@@ -101,7 +102,7 @@ def test_a_staged_row_that_does_not_fit_is_quarantined_not_a_blocker(env, cli_en
                            env=env_vars, capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
         assert MARK not in r.stdout + r.stderr and "Traceback" not in r.stderr
-    rows = q(s, "SELECT table_name, reason FROM snapsync_delta_quarantine WHERE customer_id = 3")
+    rows = qs(s, "SELECT table_name, reason FROM snapsync_delta_quarantine WHERE customer_id = 3")
     assert rows and rows[0][0] == "patient" and "date_of_birth" in rows[0][1] and MARK not in rows[0][1]
     manifest = json.loads(next((folder / "current").glob("*/manifest.json")).read_text())
     assert MARK not in json.dumps(manifest)

@@ -12,13 +12,14 @@ import time
 
 import pytest
 
-from snapsync.connectors.mysql import connect, ensure_database
+from snapsync.connectors.mysql import connect
 from snapsync.control import sync_groups
 from snapsync.local import MariaDB, free_port, stop_pid
 from snapsync.schemas.config import load_settings
 from snapsync.seed import seed
 from tests.integration.capture_helpers import start_capture_process, wait_caught_up
 from tests.integration.pipeline import q, start_worker, stop, wait_until
+from tests.conftest import new_database
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +30,7 @@ def private(base_settings, broker, tmp_path_factory):
     server.start()
     s = load_settings(None, database_url=server.url.rsplit("/", 1)[0] + "/outage",
                       kafka_bootstrap=base_settings.kafka_bootstrap, home=str(root / "home"), topic_prefix="outage")
-    ensure_database(s.db)
+    new_database(s)
     with connect(s.db) as conn:
         seed(conn, customers=3, scale=0.004, seed_value=5, accounts=1)
     sync_groups.set_service(s, 1, True)

@@ -17,6 +17,7 @@ import pytest
 from snapsync.connectors.mysql import connect
 from snapsync.control import sync_groups
 from tests.integration.pipeline import q, running_pipeline, start_worker, wait_until
+from tests.conftest import db_env, qs, sig
 
 BIN = str(Path(sys.executable).with_name("snapsync"))
 
@@ -34,7 +35,7 @@ def desc(s, customer: int, code: str):
 
 
 def applied(s) -> int:
-    return q(s, "SELECT COUNT(*) FROM snapsync_sync_applied")[0][0]
+    return q(s, f"SELECT COUNT(*) FROM {sig(s, 'snapsync_sync_applied')}")[0][0]
 
 
 def quiet(s, seconds: float = 3.0) -> int:
@@ -106,11 +107,11 @@ def test_undo_refuses_when_the_item_changed_since(env):
         code = q(s, "SELECT code FROM icd_code WHERE customer_id = 1 ORDER BY id LIMIT 1 OFFSET 5")[0][0]
         q(s, "UPDATE icd_code SET description = 'first sync' WHERE customer_id = 1 AND code = %s", (code,))
         wait_until(lambda: desc(s, 3, code) == "first sync", what="the first synced edit")
-        first = q(s, "SELECT MAX(audit_id) FROM snapsync_audit WHERE entity = 'sync_apply' AND action = 'override'")[0][0]
+        first = qs(s, "SELECT MAX(audit_id) FROM snapsync_audit WHERE entity = 'sync_apply' AND action = 'override'")[0][0]
         q(s, "UPDATE icd_code SET description = 'second sync' WHERE customer_id = 1 AND code = %s", (code,))
         wait_until(lambda: desc(s, 3, code) == "second sync", what="the second synced edit")
         q(s, "UPDATE icd_code SET active = 0 WHERE customer_id = 3 AND code = %s", (code,))  # a local edit
-        env_vars = {**os.environ, "SNAPSYNC_DATABASE_URL": s.database_url.get_secret_value(),
+        env_vars = {**os.environ, **db_env(s),
                     "SNAPSYNC_KAFKA_BOOTSTRAP": s.kafka_bootstrap}
         r = subprocess.run([BIN, "sync", "undo", str(first)], capture_output=True, text=True, env=env_vars)
         assert r.returncode == 2 and "changed after this application" in r.stderr

@@ -18,13 +18,13 @@ import signal
 import pytest
 import requests
 
-from snapsync.connectors.mysql import connect, ensure_database
+from snapsync.connectors.mysql import connect
 from snapsync.schemas.errors import RetriableError
 from snapsync.schemas.schedule import parse_instant
 from snapsync.seed import seed
 from snapsync.sinks.export import ExportRequest, export_snapshot
 from snapsync.status import pipeline_status
-from tests.conftest import settings_for
+from tests.conftest import new_database, qs, settings_for
 from tests.integration.capture_helpers import start_capture_process, wait_caught_up
 from tests.integration.pipeline import (CAPTURES, DebeziumCapture, capture_args, q, start_worker, stop,
                                        wait_captured)
@@ -40,7 +40,7 @@ def pipeline(request, base_settings, tmp_path):
     args = capture_args(request)
     extra = {} if args["capture"] == "embedded" else {"capture": "debezium", "connect_url": args["connect_url"]}
     s = settings_for(base_settings, name, topic_prefix=name, connector=name, **extra)
-    ensure_database(s.db)
+    new_database(s)
     with connect(s.db) as conn:
         seed(conn, customers=2, scale=0.004, seed_value=31)
     procs = {}
@@ -89,7 +89,7 @@ def test_never_early_after_a_capture_restart_and_the_change_is_delivered(pipelin
     restart_capture(s, procs, tmp_path)
     with pytest.raises(RetriableError, match="never delivered early"):
         export_snapshot(s, ExportRequest([1], "dat", kind="incremental", cutoff=D2, watermark_timeout=10), out)
-    assert not q(s, "SELECT * FROM snapsync_incremental_state WHERE last_cutoff >= %s", (D2,))
+    assert not qs(s, "SELECT * FROM snapsync_incremental_state WHERE last_cutoff >= %s", (D2,))
     procs["worker"] = start_worker(s, tmp_path / "worker.log")
     second = export_snapshot(s, ExportRequest([1], "dat", kind="incremental", cutoff=D2, watermark_timeout=120), out)
     rows = patient_rows(second.path, pk)

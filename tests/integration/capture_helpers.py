@@ -15,6 +15,7 @@ from snapsync.connectors.binlog_capture import Capture
 from snapsync.connectors.mysql import connect, encoded_rows
 from snapsync.schemas.catalog import dataset
 from snapsync.schemas.events import dumps
+from tests.conftest import env_for
 
 BIN = str(Path(sys.executable).with_name("snapsync"))
 
@@ -28,7 +29,7 @@ def master_position(settings) -> tuple[str, int]:
 
 
 def stored_position(settings, connector: str) -> tuple[str, int] | None:
-    with connect(settings.db) as conn:
+    with connect(settings.state) as conn:
         cur = conn.cursor()
         try:
             cur.execute("SELECT binlog_file, binlog_pos FROM snapsync_capture_offset WHERE connector=%s "
@@ -86,10 +87,7 @@ class CaptureThread:
 
 
 def start_capture_process(settings, connector: str, log_path: Path) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SNAPSYNC_") or k == "SNAPSYNC_DEBUG"}
-    env.update(SNAPSYNC_DATABASE_URL=settings.database_url.get_secret_value(),
-               SNAPSYNC_KAFKA_BOOTSTRAP=settings.kafka_bootstrap, SNAPSYNC_TOPIC_PREFIX=settings.topic_prefix,
-               SNAPSYNC_HOME=str(settings.home), SNAPSYNC_DECODER=settings.decoder)
+    env = env_for(settings)
     return subprocess.Popen([BIN, "capture", "--connector", connector, "--commit-interval", "0.2",
                              "--heartbeat-interval", "0.3"],
                             env=env, stdout=open(log_path, "ab"), stderr=subprocess.STDOUT)

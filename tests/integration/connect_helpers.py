@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from tests.conftest import db_env
 
 BIN = str(Path(sys.executable).with_name("snapsync"))
 _ids = itertools.count(1)
@@ -37,7 +38,7 @@ def unique(label: str) -> Unique:
 
 def user_env(base_env: dict[str, str], settings, connect_url: str, prefix: str) -> dict[str, str]:
     """The environment of a user of that database, broker, Connect worker and topic prefix."""
-    return {**base_env, "SNAPSYNC_DATABASE_URL": settings.database_url.get_secret_value(),
+    return {**base_env, **db_env(settings),
             "SNAPSYNC_KAFKA_BOOTSTRAP": settings.kafka_bootstrap, "SNAPSYNC_TOPIC_PREFIX": prefix,
             "SNAPSYNC_CONNECT_URL": connect_url}
 

@@ -8,12 +8,12 @@ import subprocess
 import time
 from pathlib import Path
 
-from snapsync.connectors.mysql import connect, ensure_database
+from snapsync.connectors.mysql import connect
 from snapsync.local import stop_pid
 from snapsync.schemas.catalog import DATASETS
 from snapsync.seed import seed
 from snapsync.streams.app import spawn_worker
-from tests.conftest import settings_for
+from tests.conftest import new_database, settings_for
 from tests.integration.capture_helpers import CaptureThread
 
 
@@ -33,18 +33,20 @@ def wait_captured(s, timeout: float = 60.0, ready=lambda: True) -> None:
     """Until the capture's committed position is past everything committed so far. A probe row
     is written at each try (Debezium's position moves only when a later transaction arrives);
     ``ready`` may raise (a failed connector) or hold the tries back."""
-    from snapsync.sinks.incremental import _write_probe, capture_position
+    from snapsync.connectors.offsets import committed_position
+    from snapsync.connectors.state import connect_source, connect_state
+    from snapsync.sinks.incremental import write_probe
 
-    with connect(s.db) as conn:
+    with connect_source(s) as conn, connect_state(s) as state:
         target = None
 
         def past() -> bool:
             nonlocal target
             if not ready():
                 return False
-            latest = _write_probe(conn)[0]
+            latest = write_probe(conn)[0]
             target = target or latest
-            at = capture_position(conn, s)[0]
+            at = committed_position(state, s)[0]
             return at is not None and at.key() >= target.key()
 
         wait_until(past, timeout=timeout, what=f"capture {s.connector} past the last change")
@@ -126,7 +128,7 @@ def customer_rows(s, table: str, customers) -> list[tuple]:
 def empty_database(base, name: str):
     """A database on the session's server with no catalog tables (nor leftover tmp_ ones)."""
     s = settings_for(base, name)
-    ensure_database(s.db)
+    new_database(s)
     with connect(s.db) as conn:
         cur = conn.cursor()
         for ds in DATASETS:
@@ -144,7 +146,7 @@ def running_pipeline(base, log_dir: Path, name: str, *, customers: int, seed_val
     (kill -9, restart); every worker in the list is stopped at the end."""
     extra = {} if capture == "embedded" else {"capture": "debezium", "connect_url": connect_url}
     s = settings_for(base, name, topic_prefix=name, connector=name, **extra)
-    ensure_database(s.db)
+    new_database(s)
     with connect(s.db) as conn:
         seed(conn, customers=customers, scale=0.004, seed_value=seed_value, accounts=accounts)
     if before_start is not None:

@@ -12,7 +12,7 @@ import pytest
 from snapsync.connectors.mysql import connect
 from snapsync.schemas.events import ChangeEvent
 from snapsync.schemas.topics import change_topic, heartbeat_topic, transaction_topic
-from tests.conftest import settings_for
+from tests.conftest import new_database, settings_for
 from tests.integration.capture_helpers import (
     CaptureThread,
     db_state,
@@ -176,7 +176,6 @@ def test_alter_table_mid_stream(cdc_db):
 
 def test_purged_position_is_a_clear_error(stack_dir, broker, tmp_path):
     """On a server of its own: purging binlogs must not disturb the other tests."""
-    from snapsync.connectors.mysql import ensure_database
     from snapsync.local import MariaDB, free_port, stop_pid
     from snapsync.schemas.config import load_settings
     from snapsync.schemas.errors import FatalError
@@ -187,7 +186,7 @@ def test_purged_position_is_a_clear_error(stack_dir, broker, tmp_path):
     try:
         s = load_settings(None, database_url=server.url, kafka_bootstrap=broker.bootstrap, topic_prefix="purge",
                           home=str(tmp_path))
-        ensure_database(s.db)
+        new_database(s)
         with connect(s.db) as conn:
             seed(conn, customers=1, scale=0.002, seed_value=1)
         with CaptureThread(s, "purge1"):

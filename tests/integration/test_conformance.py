@@ -32,13 +32,13 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from snapsync.connectors.debezium import render
 from snapsync.connectors.mysql import connect as db_connect
-from snapsync.connectors.mysql import ensure_database
 from snapsync.schemas.catalog import DATASETS
 from snapsync.schemas.events import ChangeEvent
+from snapsync.schemas import VERSION
 from snapsync.schemas.topics import change_topic, heartbeat_topic, transaction_topic
 from snapsync.seed import seed
 from streams.decode import decode_change
-from tests.conftest import settings_for
+from tests.conftest import new_database, settings_for
 from tests.integration.capture_helpers import CaptureThread, wait_caught_up
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "debezium"
@@ -195,7 +195,7 @@ def _rows_events(settings) -> dict[tuple[str, int], tuple[int, int]]:
 def recording(base_settings, connect):
     name = f"conf{uuid.uuid4().hex[:8]}"
     s = settings_for(base_settings, name)
-    ensure_database(s.db)
+    new_database(s)
     with db_connect(s.db) as conn:
         seed(conn, customers=3, scale=0.005, seed_value=7)
     run_sql(s, sql_statements(FIXTURES / "debezium-3.6-prep-types.sql"))
@@ -236,7 +236,7 @@ def recording(base_settings, connect):
             requests.delete(f"{connect.url}/connectors/{connector}", timeout=30)
     assert status.ok and status.json()["tasks"][0]["state"] == "RUNNING", "the Debezium task failed"
     everything = read_all(base_settings.kafka_bootstrap,
-                          emb_topics + dbz_topics + side + [change_topic(p, name, "snapsync_heartbeat")
+                          emb_topics + dbz_topics + side + [change_topic(p, s.signal_schema, "snapsync_heartbeat")
                                                             for p in (emb_s.topic_prefix, dbz_s.topic_prefix)])
     emb = {t: v for t, v in everything.items() if t.startswith(f"emb{name}") or t.endswith(f".emb{name}")}
     dbz = {t: v for t, v in everything.items() if t.startswith(f"dbz{name}") or t.endswith(f".dbz{name}")}
@@ -263,8 +263,8 @@ def normalise(value: dict, prefix: str, which: str) -> dict:
     assert src["ts_us"] == src["ts_ms"] * 1000 and src["ts_ns"] == src["ts_ms"] * 1_000_000
     assert src["name"] == prefix
     src["name"] = "<prefix>"
-    # who made it: snapsync-0.1.0 / 3.0.7.Final
-    assert src["version"] == ("snapsync-0.1.0" if which == "emb" else "3.0.7.Final")
+    # who made it: snapsync-<release> / 3.0.7.Final
+    assert src["version"] == (f"snapsync-{VERSION}" if which == "emb" else "3.0.7.Final")
     del src["version"]
     if which == "emb":
         v["before"], v["after"] = _wrap_unsigned(v["before"]), _wrap_unsigned(v["after"])
@@ -466,7 +466,7 @@ def test_json_converter_null_with_default(base_settings, connect):
     Kafka Connect's JsonConverter writes the column's default instead)."""
     name = f"nul{uuid.uuid4().hex[:8]}"
     s = settings_for(base_settings, name, topic_prefix=f"dbz{name}")
-    ensure_database(s.db)
+    new_database(s)
     with db_connect(s.db) as conn:
         seed(conn, customers=1, scale=0.002, seed_value=3)
     run_sql(s, ["ALTER TABLE appt_type ADD COLUMN t_added VARCHAR(20) NULL DEFAULT 'dflt'",

@@ -43,9 +43,9 @@ def test_deploy_events_and_lifecycle(connect, seeded_db, cli_env):
     assert f"connector {u.name} created" in r.stdout and "task 0: RUNNING" in r.stdout, r.stdout
     assert "password" not in r.stdout + r.stderr
     print(f"deploy to RUNNING: {deploy_s:.1f}s")
-    # prepare ran inside deploy: both tables are there
+    # prepare ran inside deploy and found both tables (made by `db migrate`) in the signal schema
     assert _scalar(seeded_db, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND "
-                   "TABLE_NAME IN ('snapsync_heartbeat', 'snapsync_debezium_signal')", (seeded_db.db.database,)) == 2
+                   "TABLE_NAME IN ('snapsync_heartbeat', 'snapsync_debezium_signal')", (seeded_db.signal_schema,)) == 2
 
     patients = _scalar(seeded_db, "SELECT COUNT(*) FROM patient")
     first = _scalar(seeded_db, "SELECT MIN(id) FROM patient")

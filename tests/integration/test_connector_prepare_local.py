@@ -14,7 +14,8 @@ from tests.integration.connect_helpers import snapsync, unique
 
 def test_prepare_names_each_missing_grant_with_the_statement(seeded_db, cli_env):
     """A user with SELECT only: exit 2, each missing grant named and the GRANT statements to
-    run; once an administrator ran exactly those, prepare creates the tables."""
+    run; once an administrator ran exactly those, prepare finds everything ready (the tables
+    are the signal schema's, made by `db migrate`)."""
     u = unique("grants")
     user, password = f"cdc_{u.server_id}", "Pw-secret-4711"
     db = seeded_db.db
@@ -22,15 +23,16 @@ def test_prepare_names_each_missing_grant_with_the_statement(seeded_db, cli_env)
         cur = conn.cursor()
         cur.execute(f"CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY %s", (password,))
         cur.execute(f"GRANT SELECT ON `{db.database}`.* TO '{user}'@'127.0.0.1'")
-    env = {**cli_env, "SNAPSYNC_DATABASE_URL": f"mysql://{user}:{password}@127.0.0.1:{db.port}/{db.database}"}
+    env = {**cli_env, "SNAPSYNC_DATABASE_URL": f"mysql://{user}:{password}@127.0.0.1:{db.port}/{db.database}",
+           "SNAPSYNC_SIGNAL_SCHEMA": seeded_db.signal_schema}
     try:
         r = snapsync(["connector", "prepare"], env)
         assert r.returncode == 2, r.stdout + r.stderr
         message = " ".join(r.stderr.split())
         assert password not in r.stdout + r.stderr
         for needed in ("RELOAD", "SHOW DATABASES", "REPLICATION SLAVE", "REPLICATION CLIENT",
-                       "INSERT, UPDATE, CREATE on snapsync_heartbeat",
-                       "INSERT, UPDATE, CREATE on snapsync_debezium_signal"):
+                       "INSERT, UPDATE on snapsync_heartbeat",  # in the signal schema, made by `db migrate`
+                       "INSERT, UPDATE on snapsync_debezium_signal"):
             assert needed in message, message
         statements = re.findall(r"GRANT [^;]+;", message)
         assert f"GRANT RELOAD, SHOW DATABASES, REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO " \
@@ -40,9 +42,9 @@ def test_prepare_names_each_missing_grant_with_the_statement(seeded_db, cli_env)
                 conn.cursor().execute(statement.rstrip(";"))
         r = snapsync(["connector", "prepare"], env)
         assert r.returncode == 0, r.stderr
-        assert "created snapsync_heartbeat, snapsync_debezium_signal" in r.stdout
-        r = snapsync(["connector", "prepare"], env)
-        assert r.returncode == 0 and "already there" in r.stdout, r.stdout + r.stderr
+        assert f"heartbeat and signal tables ready in `{seeded_db.signal_schema}`" in " ".join(r.stdout.split())
+        r = snapsync(["connector", "prepare"], env)  # idempotent
+        assert r.returncode == 0 and "ready" in r.stdout, r.stdout + r.stderr
     finally:
         with db_connect(db, autocommit=True) as conn:
             conn.cursor().execute(f"DROP USER IF EXISTS '{user}'@'127.0.0.1'")

@@ -14,10 +14,13 @@ import pytest
 
 from snapsync.connectors.mysql import connect
 from snapsync.control import sync_groups
+from snapsync.connectors.state import connect_source, connect_state
+from snapsync.control.audit import flush_outbox
 from snapsync.control.data_sync import initial_copy
 from snapsync.schemas.catalog import dataset, sync_datasets
 from snapsync.schemas.errors import ConfigError
 from tests.integration.pipeline import CAPTURES, capture_args, q, running_pipeline, start_worker, wait_until
+from tests.conftest import db_env, qs, sig
 
 BIN = str(Path(sys.executable).with_name("snapsync"))
 
@@ -75,7 +78,7 @@ def env(request, base_settings, tmp_path_factory):
 
 
 def _applied(s) -> int:
-    return q(s, "SELECT COUNT(*) FROM snapsync_sync_applied")[0][0]
+    return q(s, f"SELECT COUNT(*) FROM {sig(s, 'snapsync_sync_applied')}")[0][0]
 
 
 def test_bad_groups_are_refused(env):
@@ -96,7 +99,7 @@ def test_bad_groups_are_refused(env):
     sync_groups.edit_group(s, g.group_id, mode="override")
     sync_groups.delete_group(s, g.group_id)
     # every change of a group is in the audit history, with before and after
-    rows = q(s, "SELECT action, JSON_VALUE(before_json, '$.mode'), JSON_VALUE(after_json, '$.mode') "
+    rows = qs(s, "SELECT action, JSON_VALUE(before_json, '$.mode'), JSON_VALUE(after_json, '$.mode') "
                 "FROM snapsync_audit WHERE entity = 'sync_group' AND entity_id = %s ORDER BY audit_id",
              (str(g.group_id),))
     assert rows == (("create", None, "create-only"), ("update", "create-only", "override"),
@@ -195,12 +198,12 @@ def test_two_way_sync_converges_without_echo_and_undo_restores(env):
                    what="the edit in B")
         time.sleep(3.0)  # time for any echo to come round
         assert _applied(s) == applied_before + 1  # one command, applied once; B's echo did not fan out
-        assert q(s, "SELECT COUNT(*) FROM snapsync_sync_echo WHERE table_name = 'facility'")[0][0] == 0
+        assert q(s, f"SELECT COUNT(*) FROM {sig(s, 'snapsync_sync_echo')} WHERE table_name = 'facility'")[0][0] == 0
         # undo the override in B: exactly the row it was
-        audit_id = q(s, "SELECT audit_id FROM snapsync_audit WHERE entity = 'sync_apply' AND action = 'override' "
+        audit_id = qs(s, "SELECT audit_id FROM snapsync_audit WHERE entity = 'sync_apply' AND action = 'override' "
                         "ORDER BY audit_id DESC LIMIT 1")[0][0]
         r = subprocess.run([BIN, "sync", "undo", str(audit_id)], capture_output=True, text=True,
-                           env={**os.environ, "SNAPSYNC_DATABASE_URL": s.database_url.get_secret_value(),
+                           env={**os.environ, **db_env(s),
                                 "SNAPSYNC_KAFKA_BOOTSTRAP": s.kafka_bootstrap})
         assert r.returncode == 0, r.stderr
         assert item(s, "facility", 3, {"facility_code": code}) == target_before
@@ -232,7 +235,7 @@ def test_kill_9_of_the_worker_mid_fan_out(env):
                 wait_until(lambda: copied(item(s, "icd_code", target, {"code": code}), "icd_code")
                            == copied(src, "icd_code"), timeout=60, what=f"icd {code} in {target}")
         # nothing applied twice: each command id has at most one audit record
-        dup = q(s, "SELECT entity_id, COUNT(*) FROM snapsync_audit WHERE entity = 'sync_apply' "
+        dup = qs(s, "SELECT entity_id, COUNT(*) FROM snapsync_audit WHERE entity = 'sync_apply' "
                    "GROUP BY entity_id HAVING COUNT(*) > 1 AND entity_id NOT LIKE 'initial:%%'")
         assert dup == ()
     finally:
@@ -241,17 +244,18 @@ def test_kill_9_of_the_worker_mid_fan_out(env):
 
 def test_initial_copy_is_set_based_and_undoable(env):
     s, _log, _w = env
-    with connect(s.db) as conn:
+    with connect_source(s) as conn, connect_state(s) as state:
         before = q(s, "SELECT * FROM revenue_code WHERE customer_id = 5 ORDER BY id")
         counts = initial_copy(conn, 0, 1, 5, [dataset("revenue_code")], "override")
+        flush_outbox(conn, state)
         assert counts["revenue_code"]["overridden"] + counts["revenue_code"]["created"] > 0
         src = q(s, "SELECT code, description, default_charge FROM revenue_code WHERE customer_id = 1 ORDER BY code")
         assert q(s, "SELECT code, description, default_charge FROM revenue_code WHERE customer_id = 5 AND code IN "
                     "(SELECT code FROM revenue_code WHERE customer_id = 1) ORDER BY code") == src
-        audit_id = q(s, "SELECT MAX(audit_id) FROM snapsync_audit WHERE action = 'initial-override'")[0][0]
+        audit_id = qs(s, "SELECT MAX(audit_id) FROM snapsync_audit WHERE action = 'initial-override'")[0][0]
         from snapsync.control.sync_undo import undo
 
-        undo(conn, audit_id)
+        undo(conn, state, audit_id)
     assert q(s, "SELECT * FROM revenue_code WHERE customer_id = 5 ORDER BY id") == before
 
 
@@ -290,7 +294,7 @@ def test_poison_events_go_to_the_dead_letter_topic_and_sync_goes_on(env):
         assert any(r.startswith("value is not JSON") for r in reasons), reasons
         assert any(r.startswith("unknown op 'x'") for r in reasons), reasons
         # and the account was told its edit would be synchronized
-        notes = q(s, "SELECT message FROM snapsync_notification WHERE kind = 'sync_pending' ORDER BY 1 DESC")
+        notes = qs(s, "SELECT message FROM snapsync_notification WHERE kind = 'sync_pending' ORDER BY 1 DESC")
         assert any("Referring" in n[0] and "will be synchronized to 1 customer(s)" in n[0] for n in notes)
         assert read_topic(s.kafka_bootstrap, f"{s.topic_prefix}.notifications")
     finally:

@@ -13,6 +13,7 @@ from snapsync.connectors.mysql import connect, encoded_rows
 from snapsync.schemas.schedule import parse_instant
 from snapsync.schemas.topics import change_topic, dead_letter_topic
 from tests.integration.pipeline import CAPTURES, capture_args, q, running_pipeline, start_worker, wait_until
+from tests.conftest import qs
 
 W1 = dt.datetime(2026, 3, 8, 5, 0)   # closes 2026-03-07 (New York), the day before spring-forward
 W2 = dt.datetime(2026, 3, 9, 4, 0)   # closes the 23-hour 2026-03-08
@@ -23,7 +24,7 @@ def at(text: str) -> int:
 
 
 def staged(s, table: str, pk: int, window: dt.datetime):
-    rows = q(s, "SELECT op, image FROM snapsync_delta WHERE table_name = %s AND pk = %s AND window_cutoff = %s",
+    rows = qs(s, "SELECT op, image FROM snapsync_delta WHERE table_name = %s AND pk = %s AND window_cutoff = %s",
              (table, json.dumps({"id": pk}, separators=(",", ":")), window))
     return (rows[0][0], json.loads(rows[0][1]) if rows[0][1] else None) if rows else None
 
@@ -64,7 +65,7 @@ def test_windows_latest_image_and_deletes(env):
     assert op2 == "U" and img2 == current(s, "patient", 1) and img2["first_name"] == "w2b"
     assert staged(s, "activity", new_id, W2) == ("D", None)
     assert staged(s, "activity", 2, W2) == ("D", None)
-    assert q(s, "SELECT DISTINCT customer_id FROM snapsync_delta WHERE table_name = 'activity' AND pk = %s",
+    assert qs(s, "SELECT DISTINCT customer_id FROM snapsync_delta WHERE table_name = 'activity' AND pk = %s",
              (json.dumps({"id": new_id}, separators=(",", ":")),)) == ((2,),)
 
 
@@ -85,7 +86,7 @@ def test_kill_9_of_the_worker_changes_nothing_in_the_staging(env):
         wait_until(lambda: (staged(s, "charge", pk, W2) or (None, None))[1] == current(s, "charge", pk),
                    timeout=60, what=f"charge {pk} staged as it is now")
     # the progress table covers what was staged
-    assert q(s, "SELECT COUNT(*) FROM snapsync_delta_progress WHERE topic = %s",
+    assert qs(s, "SELECT COUNT(*) FROM snapsync_delta_progress WHERE topic = %s",
              (change_topic(s.topic_prefix, s.db.database, "charge"),))[0][0] >= 1
 
 
@@ -101,7 +102,7 @@ def test_poison_events_are_dead_lettered_and_staging_goes_on(env):
         conn.cursor().execute("UPDATE credit SET amount = 9.99 WHERE id = 3")
     wait_until(lambda: any((staged(s, "credit", 3, w) or (None, {}))[1] and
                            staged(s, "credit", 3, w)[1].get("amount") == "9.99"
-                           for (w,) in q(s, "SELECT DISTINCT window_cutoff FROM snapsync_delta")),
+                           for (w,) in qs(s, "SELECT DISTINCT window_cutoff FROM snapsync_delta")),
                what="a good event after the poison one")
     dlq = read_topic(s.kafka_bootstrap, dead_letter_topic(s.topic_prefix))
     assert any(m[0] == b'{"id":1}' for m in dlq)

@@ -20,6 +20,7 @@ from snapsync.sinks.export import ExportRequest, export_snapshot
 from snapsync.sinks.formats.dat import LOAD_DATA_OPTIONS
 from snapsync.sinks.formats.parquet import arrow_schema
 from tests.integration.pipeline import customer_rows, empty_database
+from tests.conftest import db_env
 
 BIN = str(Path(sys.executable).with_name("snapsync"))
 CUSTOMERS = [1, 2, 3]
@@ -168,7 +169,7 @@ def test_a_schema_change_in_the_source_shows_in_the_manifests_and_travels_in_eve
 def test_parquet_sample_from_the_command_line(seeded_db, tmp_path, cli_env):
     import pyarrow.parquet as pq
 
-    env = {**cli_env, "SNAPSYNC_DATABASE_URL": seeded_db.database_url.get_secret_value()}
+    env = {**cli_env, **db_env(seeded_db)}
     r = subprocess.run([BIN, "snapshot", "sample", "--customers", "2", "--format", "parquet", "--out",
                         str(tmp_path / "s"), "--json"], env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr

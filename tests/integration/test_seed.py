@@ -5,7 +5,7 @@ from __future__ import annotations
 from snapsync.connectors.mysql import connect
 from snapsync.schemas.catalog import DATASETS
 from snapsync.seed import HARD_DATES, HARD_DATETIMES, HARD_MONEY, HARD_TEXTS, plan, seed
-from tests.conftest import settings_for
+from tests.conftest import new_database, settings_for
 
 
 def _checksums(settings) -> dict[str, int]:
@@ -19,9 +19,8 @@ def test_same_arguments_same_data_other_seed_other_data(base_settings):
     sums = []
     for name, seed_value in (("det_a", 5), ("det_b", 5), ("det_c", 6)):
         s = settings_for(base_settings, name)
-        from snapsync.connectors.mysql import ensure_database
-
-        ensure_database(s.db)
+        
+        new_database(s)
         with connect(s.db) as conn:
             p = seed(conn, customers=2, scale=0.003, seed_value=seed_value)
         sums.append(_checksums(s))

@@ -17,13 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from snapsync.connectors.mysql import connect, ensure_database
+from snapsync.connectors.mysql import connect
 from snapsync.schemas.catalog import DATASETS, dataset
 from snapsync.seed import HARD_TEXTS
 from snapsync.sinks.delivery import current_delivery
 from snapsync.sinks.export import ExportRequest, export_snapshot
 from snapsync.sinks.formats.dat import LOAD_DATA_OPTIONS
-from tests.conftest import settings_for
+from tests.conftest import db_env, new_database, settings_for
 from tests.integration.pipeline import customer_rows, empty_database
 
 BIN = str(Path(sys.executable).with_name("snapsync"))
@@ -192,7 +192,7 @@ def test_manifest_checksums_permissions_and_zip(seeded_db, tmp_path):
 
 
 def test_sample_is_first_five_rows_of_each_data_set(seeded_db, tmp_path, cli_env):
-    env = {**cli_env, "SNAPSYNC_DATABASE_URL": seeded_db.database_url.get_secret_value()}
+    env = {**cli_env, **db_env(seeded_db)}
     r = subprocess.run([BIN, "snapshot", "sample", "--customers", "2", "--out", str(tmp_path / "s"), "--json"],
                        env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
@@ -210,13 +210,13 @@ def test_killed_delivery_leaves_the_previous_one_readable(base_settings, tmp_pat
     monkeypatch.setattr("snapsync.sinks.delivery.GRACE", 0.0)  # no grace period: replaced means gone
 
     s = settings_for(base_settings, "killdelivery")
-    ensure_database(s.db)
+    new_database(s)
     with connect(s.db) as conn:
         seed(conn, customers=3, scale=0.05, seed_value=3)
     out = tmp_path / "out"
     first = export_snapshot(s, ExportRequest([1, 2, 3], "dat", "per-customer"), out)
     manifest = json.loads((out / "current" / "customer-1" / "manifest.json").read_text())
-    env = {**cli_env, "SNAPSYNC_DATABASE_URL": s.database_url.get_secret_value()}
+    env = {**cli_env, **db_env(s)}
     killed = False
     for _attempt in range(5):
         proc = subprocess.Popen([BIN, "snapshot", "export", "--customers", "1,2,3", "--out", str(out),
@@ -260,7 +260,7 @@ def test_per_customer_reads_are_exact_when_customers_interleave(base_settings, t
     from snapsync.seed import seed
 
     s = settings_for(base_settings, "interleave")
-    ensure_database(s.db)
+    new_database(s)
     with connect(s.db) as conn:
         seed(conn, customers=3, scale=0.01, seed_value=4)
         cur = conn.cursor()

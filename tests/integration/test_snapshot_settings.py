@@ -17,6 +17,7 @@ from snapsync.seed import seed
 from snapsync.sinks.delivery import current_delivery
 from snapsync.sinks.scheduler import delivery_root, run_round
 from tests.kafka_helpers import read_topic
+from tests.conftest import db_env
 
 UTC = dt.timezone.utc
 
@@ -50,7 +51,7 @@ def test_changes_are_audited_with_before_and_after(two_accounts, monkeypatch):
     settings_store.configure(s, 1, customers=(1, 3), format="dat")
     settings_store.configure(s, 1, format="mysql", packaging="combined")
     settings_store.disable(s, 1)
-    with connect(s.db) as conn:
+    with connect(s.state) as conn:
         rows = audit_rows(conn, account_id=1, entity="snapshot_settings")
     assert [r["action"] for r in rows] == ["update", "update", "create"]
     assert rows[1]["before"]["format"] == "dat" and rows[1]["after"]["format"] == "mysql"
@@ -77,7 +78,7 @@ def test_scheduler_delivers_at_0100_new_york_on_dst_days(two_accounts, tmp_path,
     pkg = current_delivery(root) / "combined"
     assert json.loads((pkg / "manifest.json").read_text())["customers"] == [1, 3]
     assert [p.name for p in (root / "deliveries").iterdir()] == [current_delivery(root).name]  # replaced
-    with connect(s.db) as conn:
+    with connect(s.state) as conn:
         cur = conn.cursor()
         cur.execute("SELECT account_id, message, detail FROM snapsync_notification ORDER BY notification_id")
         notes = cur.fetchall()
@@ -98,7 +99,7 @@ def test_cli_configure_show_audit(two_accounts, cli_env):
     from pathlib import Path
 
     bin_ = str(Path(sys.executable).with_name("snapsync"))
-    env = {**cli_env, "SNAPSYNC_DATABASE_URL": two_accounts.database_url.get_secret_value()}
+    env = {**cli_env, **db_env(two_accounts)}
     r = subprocess.run([bin_, "snapshot", "configure", "--account", "2", "--customers", "2,4", "--json"], env=env,
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr

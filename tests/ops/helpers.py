@@ -13,21 +13,14 @@ import urllib.request
 from pathlib import Path
 
 from snapsync.connectors.metrics import scrape
-from snapsync.connectors.mysql import connect, ensure_database
+from snapsync.connectors.mysql import connect
 from snapsync.control import snapshot_settings
 from snapsync.control.accounts import customers_of
 from snapsync.local import free_port, stop_pid
 from snapsync.seed import seed
-from tests.conftest import settings_for
+from tests.conftest import env_for, new_database, settings_for
 
 BIN = str(Path(sys.executable).with_name("snapsync"))
-
-
-def env_for(s) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SNAPSYNC_") or k == "SNAPSYNC_DEBUG"}
-    env.update(SNAPSYNC_DATABASE_URL=s.database_url.get_secret_value(), SNAPSYNC_KAFKA_BOOTSTRAP=s.kafka_bootstrap,
-               SNAPSYNC_TOPIC_PREFIX=s.topic_prefix, SNAPSYNC_HOME=str(s.home))
-    return env
 
 
 def spawn(s, args: list[str], log: Path) -> subprocess.Popen:
@@ -96,10 +89,18 @@ def q(s, sql: str, args=()) -> list[tuple]:
         return list(cur.fetchall())
 
 
+def qs(s, sql: str, args=()) -> list[tuple]:
+    """:func:`q` on the state store."""
+    with connect(s.state, autocommit=True) as conn:
+        cur = conn.cursor()
+        cur.execute(sql, args)
+        return list(cur.fetchall())
+
+
 def accounts_db(base, name: str, accounts: int, scale: float = 0.004, fmt: str = "dat"):
     """Database ``name`` (topic prefix ``name``): one customer per account, snapshots enabled."""
     s = settings_for(base, name, topic_prefix=name)
-    ensure_database(s.db)
+    new_database(s)
     with connect(s.db) as conn:
         seed(conn, customers=accounts, scale=scale, seed_value=5, accounts=accounts)
         owned = {a: [c for c, _n in customers_of(conn, a)] for a in range(1, accounts + 1)}

@@ -14,7 +14,7 @@ from snapsync.schemas.schedule import local_to_utc
 from snapsync.schemas.topics import notifications_topic
 from snapsync.sinks.scheduler import run_job, run_round
 from tests.kafka_helpers import read_topic
-from tests.ops.helpers import accounts_db, q
+from tests.ops.helpers import accounts_db, q, qs
 
 DAY = dt.date(2026, 3, 10)
 
@@ -32,7 +32,7 @@ def test_a_missed_deadline_raises_one_notification_per_account(base_settings):
     published = run_round(s, local_to_utc(DAY, dt.time(2)), producer=prod, publish=True)
     assert sorted(j["account_id"] for j in published) == [2, 3]
     assert run_round(s, local_to_utc(DAY, dt.time(8, 59)), producer=prod, publish=True) == []
-    assert q(s, "SELECT COUNT(*) FROM snapsync_notification WHERE kind='snapshot_late'") == [(0,)]
+    assert qs(s, "SELECT COUNT(*) FROM snapsync_notification WHERE kind='snapshot_late'") == [(0,)]
 
     # 09:01 New York: two schedulers at once, then another round: one notice per late account
     late = local_to_utc(DAY, dt.time(9, 1))
@@ -43,7 +43,7 @@ def test_a_missed_deadline_raises_one_notification_per_account(base_settings):
     for t in rounds:
         t.join(60)
     run_round(s, late + dt.timedelta(minutes=30), producer=prod, publish=True)
-    notes = q(s, "SELECT account_id, message FROM snapsync_notification WHERE kind='snapshot_late' "
+    notes = qs(s, "SELECT account_id, message FROM snapsync_notification WHERE kind='snapshot_late' "
                  "ORDER BY account_id")
     assert [a for a, _m in notes] == [2, 3]
     assert "was not ready by 09:00 New York time" in notes[0][1] and DAY.isoformat() in notes[0][1]
@@ -58,5 +58,5 @@ def test_a_missed_deadline_raises_one_notification_per_account(base_settings):
     for a in (2, 3):
         run_job(s, snapshot_settings.get(s, a), DAY, "test-owner")
     run_round(s, late + dt.timedelta(hours=1), producer=prod, publish=True)
-    assert q(s, "SELECT COUNT(*) FROM snapsync_notification WHERE kind='snapshot_late'") == [(2,)]
+    assert qs(s, "SELECT COUNT(*) FROM snapsync_notification WHERE kind='snapshot_late'") == [(2,)]
     assert REGISTRY.get_sample_value("snapsync_round_late_accounts") == 0

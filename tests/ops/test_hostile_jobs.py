@@ -16,7 +16,7 @@ from snapsync.schemas.messages import ExportJob
 from snapsync.schemas.topics import dead_letter_topic, export_jobs_topic
 from snapsync.sinks.scheduler import JOB_PARTITIONS
 from tests.kafka_helpers import read_topic
-from tests.ops.helpers import accounts_db, free_port, q, spawn, stop, total, value, wait_ready, wait_until
+from tests.ops.helpers import accounts_db, free_port, q, qs, spawn, stop, total, value, wait_ready, wait_until
 
 DAY = dt.date(2026, 3, 11)
 SECRET = "Zebediah-4471"  # stands for a value that must never reach a reason or a log
@@ -32,7 +32,7 @@ def test_bad_jobs_are_dead_lettered_and_dead_claims_taken_over(base_settings, tm
     topic = export_jobs_topic(s.topic_prefix)
     ensure_topics(s.kafka_bootstrap, [topic], JOB_PARTITIONS)
     # account 1: a worker died holding the claim (lease run out), its delivery record left running
-    with connect(s.db) as conn:
+    with connect(s.state) as conn:
         dead_delivery = deliveries.start(conn, 1, DAY, "full")
         cur = conn.cursor()
         cur.execute("INSERT INTO snapsync_export_claim (account_id, slot_date, kind, state, owner, lease_until, "
@@ -64,7 +64,7 @@ def test_bad_jobs_are_dead_lettered_and_dead_claims_taken_over(base_settings, tm
     worker = spawn(s, ["export-worker", "--lease", "5", "--metrics-port", str(port)], log)
     try:
         wait_ready(port, worker, log)
-        wait_until(lambda: q(s, "SELECT COUNT(*) FROM snapsync_export_claim WHERE slot_date=%s AND "
+        wait_until(lambda: qs(s, "SELECT COUNT(*) FROM snapsync_export_claim WHERE slot_date=%s AND "
                                 "state='delivered'", (DAY,))[0][0] == 3, timeout=90, what="three deliveries")
         wait_until(lambda: total(port, "snapsync_export_jobs_total") == len(bad) + 4, timeout=30,
                    what="every job handled")
@@ -84,10 +84,10 @@ def test_bad_jobs_are_dead_lettered_and_dead_claims_taken_over(base_settings, tm
         "the job's key is not its account", "malformed export job"])
     assert SECRET not in log.read_text() and not any(SECRET in r for r in reasons)
     # each slot delivered once; the dead worker's record abandoned, the slow claimant's taken over
-    assert dict(q(s, "SELECT account_id, COUNT(*) FROM snapsync_delivery WHERE slot_date=%s AND status='delivered' "
+    assert dict(qs(s, "SELECT account_id, COUNT(*) FROM snapsync_delivery WHERE slot_date=%s AND status='delivered' "
                      "GROUP BY account_id", (DAY,))) == {1: 1, 2: 1, 3: 1}
-    assert q(s, "SELECT status FROM snapsync_delivery WHERE delivery_id=%s", (dead_delivery,)) == [("abandoned",)]
-    assert q(s, "SELECT account_id, attempts FROM snapsync_export_claim WHERE slot_date=%s ORDER BY account_id",
+    assert qs(s, "SELECT status FROM snapsync_delivery WHERE delivery_id=%s", (dead_delivery,)) == [("abandoned",)]
+    assert qs(s, "SELECT account_id, attempts FROM snapsync_export_claim WHERE slot_date=%s ORDER BY account_id",
              (DAY,)) == [(1, 2), (2, 2), (3, 1)]
     assert "took over the claim" in log.read_text()
 
@@ -127,6 +127,6 @@ def test_an_incremental_slot_whose_watermark_is_not_reached_is_queued_again_not_
     cfg = snapshot_settings.configure(s, 1, who="test-setup", kind="incremental")
     with pytest.raises(RetriableError, match="never delivered early"):
         run_job(s, cfg, DAY, "test-owner")
-    with connect(s.db) as conn:
+    with connect(s.state) as conn:
         assert claims.states(conn, DAY)[(1, "incremental")]["state"] == "queued"
-    assert q(s, "SELECT COUNT(*) FROM snapsync_delivery WHERE status = 'delivered'")[0][0] == 0
+    assert qs(s, "SELECT COUNT(*) FROM snapsync_delivery WHERE status = 'delivered'")[0][0] == 0

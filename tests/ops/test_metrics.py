@@ -9,17 +9,17 @@ import signal
 
 import pytest
 
-from snapsync.connectors.mysql import connect, ensure_database
+from snapsync.connectors.mysql import connect
 from snapsync.schemas.topics import change_topic, deltas_group
 from snapsync.seed import seed
-from tests.conftest import settings_for
+from tests.conftest import new_database, settings_for
 from tests.ops.helpers import free_port, get, metrics, spawn, status_json, stop, total, value, wait_ready, wait_until
 
 
 @pytest.fixture(scope="module")
 def pipeline(base_settings, tmp_path_factory):
     s = settings_for(base_settings, "ops_metrics", topic_prefix="ops_metrics", connector="ops_metrics")
-    ensure_database(s.db)
+    new_database(s)
     with connect(s.db) as conn:
         seed(conn, customers=3, scale=0.004, seed_value=9, accounts=1)
     log = tmp_path_factory.mktemp("ops_metrics") / "ops.log"
@@ -82,7 +82,7 @@ def test_capture_lag_moves_when_capture_stalls_and_recovers(pipeline):
                what="capture caught up")
     events_before = value(cport, "snapsync_capture_events_total", connector="ops_metrics")
     # Hold the restart-point table: capture blocks storing its position, the source goes on.
-    holder = connect(s.db, autocommit=True)
+    holder = connect(s.state, autocommit=True)
     try:
         holder.cursor().execute("LOCK TABLES snapsync_capture_offset WRITE")
         update_patients(s, 20)
@@ -103,7 +103,7 @@ def test_worker_lag_moves_when_the_deltas_agent_is_held_and_recovers(pipeline):
     s, _log, _cport, wport, _procs = pipeline
     wait_until(lambda: worker_lag(s, wport) == 0, timeout=60, what="worker caught up")
     # Hold the staging progress table: the deltas agent waits, capture and the source go on.
-    holder = connect(s.db, autocommit=True)
+    holder = connect(s.state, autocommit=True)
     try:
         holder.cursor().execute("LOCK TABLES snapsync_delta_progress WRITE")
         update_patients(s, 30)

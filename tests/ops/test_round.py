@@ -17,7 +17,7 @@ from pathlib import Path
 from snapsync.schemas.schedule import local_to_utc
 from snapsync.sinks.delivery import current_delivery
 from snapsync.sinks.scheduler import delivery_root
-from tests.ops.helpers import accounts_db, free_port, q, run, spawn, stop, total, wait_ready, wait_until
+from tests.ops.helpers import accounts_db, free_port, q, qs, run, spawn, stop, total, wait_ready, wait_until
 
 ACCOUNTS = 12
 DAY = dt.date(2026, 3, 9)
@@ -79,11 +79,11 @@ def test_two_schedulers_two_workers_one_killed_mid_export_delivers_each_account_
         killed_account = None
         deadline = time.monotonic() + 120
         while killed_account is None and time.monotonic() < deadline:
-            if not q(s, exporting, (owner_like,)):
+            if not qs(s, exporting, (owner_like,)):
                 time.sleep(0.005)
                 continue
             os.kill(victim.pid, signal.SIGSTOP)
-            still = q(s, exporting, (owner_like,))
+            still = qs(s, exporting, (owner_like,))
             if still:
                 os.kill(victim.pid, signal.SIGKILL)
                 victim.wait(10)
@@ -92,27 +92,27 @@ def test_two_schedulers_two_workers_one_killed_mid_export_delivers_each_account_
                 os.kill(victim.pid, signal.SIGCONT)
         assert killed_account is not None, "worker 0 was never caught mid-export"
 
-        wait_until(lambda: q(s, "SELECT COUNT(*) FROM snapsync_export_claim WHERE slot_date=%s AND "
+        wait_until(lambda: qs(s, "SELECT COUNT(*) FROM snapsync_export_claim WHERE slot_date=%s AND "
                                 "state='delivered'", (DAY,))[0][0] == ACCOUNTS,
                    timeout=150, what="every account delivered", every=0.5)
         schedulers_done.set()
         rounds.join(150)
 
-        delivered = dict(q(s, "SELECT account_id, COUNT(*) FROM snapsync_delivery WHERE slot_date=%s AND "
+        delivered = dict(qs(s, "SELECT account_id, COUNT(*) FROM snapsync_delivery WHERE slot_date=%s AND "
                               "status='delivered' GROUP BY account_id", (DAY,)))
         assert delivered == {a: 1 for a in range(1, ACCOUNTS + 1)}
-        ready = dict(q(s, "SELECT account_id, COUNT(*) FROM snapsync_notification WHERE kind='snapshot_ready' "
+        ready = dict(qs(s, "SELECT account_id, COUNT(*) FROM snapsync_notification WHERE kind='snapshot_ready' "
                           "GROUP BY account_id"))
         assert ready == {a: 1 for a in range(1, ACCOUNTS + 1)}
         # the killed worker's attempt: abandoned, and redone by the other worker
-        (attempts, owner), = q(s, "SELECT attempts, owner FROM snapsync_export_claim WHERE account_id=%s AND "
+        (attempts, owner), = qs(s, "SELECT attempts, owner FROM snapsync_export_claim WHERE account_id=%s AND "
                                   "slot_date=%s", (killed_account, DAY))
         assert attempts == 2 and f":{workers[1].pid}:" in owner
-        assert q(s, "SELECT status FROM snapsync_delivery WHERE account_id=%s ORDER BY delivery_id",
+        assert qs(s, "SELECT status FROM snapsync_delivery WHERE account_id=%s ORDER BY delivery_id",
                  (killed_account,)) == [("abandoned",), ("delivered",)]
         for a in range(1, ACCOUNTS + 1):
             assert package_is_whole(delivery_root(s, a)) == []
-        assert not q(s, "SELECT 1 FROM snapsync_notification WHERE kind IN ('snapshot_late', 'snapshot_failed')")
+        assert not qs(s, "SELECT 1 FROM snapsync_notification WHERE kind IN ('snapshot_late', 'snapshot_failed')")
         # the surviving worker's metrics saw its deliveries
         assert total(ports[1], "snapsync_exports_total", outcome="delivered") >= ACCOUNTS / 2
         assert total(ports[1], "snapsync_export_duration_seconds_count") >= ACCOUNTS / 2

@@ -1,6 +1,6 @@
 """docker-compose.yml, checked as far as it can be without a Docker engine (docs/deploy.md):
-the compose-spec JSON schema, snapsync's settings and CLI, the MySQL init scripts, the
-connector config it deploys, and the images' documented variables."""
+the compose-spec JSON schema, snapsync's settings and CLI, each service's login and role, the
+MySQL init script, the connector config it deploys, and the images' documented variables."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import typer
 import yaml
 
 from snapsync.cli import app as cli_app
-from snapsync.connectors.debezium import SIGNAL_DDL, check_config, render
-from snapsync.connectors.offsets import HEARTBEAT_DDL
+from snapsync.connectors.debezium import check_config, render
+from snapsync.connectors.grants import ROLES
 from snapsync.schemas.config import Settings, load_settings
 from snapsync.sinks.scheduler import delivery_root
 
@@ -114,22 +114,52 @@ def test_the_schema_catches_a_mistake(raw):
     assert any("healtcheck" in m for m in messages) and any("service_up" in m for m in messages)
 
 
+def settings_of(service: dict):
+    env = env_of(service)
+    return load_settings(None, **{k.removeprefix("SNAPSYNC_").lower(): v for k, v in env.items()})
+
+
+#: The role each service's login holds (docs/deploy.md): the admin tools and db-setup are root.
+ROLE_OF = {"worker": "sync", "scheduler": "web", "export-worker": "export", "web": "web", "capture": "capture",
+           "connector-deploy": "debezium", "snapsync": "web"}
+
+
 def test_snapsync_variables_are_settings_keys_and_valid(compose):
     allowed = {f"SNAPSYNC_{k.upper()}" for k in Settings.model_fields}
     for name, service in services_built_here(compose).items():
         env = env_of(service)
         unknown = {k for k in env if k.startswith("SNAPSYNC_")} - allowed
         assert not unknown, f"{name}: {unknown} are not keys of schemas/config.py ({sorted(allowed)})"
-    env = env_of(compose["services"]["worker"])
-    s = load_settings(None, **{k.removeprefix("SNAPSYNC_").lower(): v for k, v in env.items()})
+    s = settings_of(compose["services"]["worker"])
     assert (s.db.host, s.db.port, s.db.database) == ("mysql", 3306, "practice")
+    assert (s.state.host, s.state.database, s.signal_schema) == ("mysql", "snapsync", "snapsync_signal")
     assert s.kafka_bootstrap == "kafka:9092"
-    # The database URL names the user, password and database the mysql service creates.
-    mysql = env_of(compose["services"]["mysql"])
-    assert (s.db.user, s.db.password, s.db.database) == (mysql["MYSQL_USER"], mysql["MYSQL_PASSWORD"],
-                                                          mysql["MYSQL_DATABASE"])
+    assert s.db.database == env_of(compose["services"]["mysql"])["MYSQL_DATABASE"]
     # The Kafka bootstrap is the broker's advertised listener.
     assert "PLAINTEXT://" + s.kafka_bootstrap in env_of(compose["services"]["kafka"])["KAFKA_ADVERTISED_LISTENERS"]
+
+
+def test_each_service_connects_with_the_login_of_its_role(compose):
+    """Never root but for the administrator's one-shots; each login is made by the init script
+    with the password the mysql service is given, and db-setup grants it exactly its role."""
+    mysql = env_of(compose["services"]["mysql"])
+    script = (INIT / "01-snapsync-users.sh").read_text()
+    made = re.search(r"for role in ([a-z ]+); do", script).group(1).split()
+    setup = " ".join(compose["services"]["db-setup"]["command"])
+    granted = dict(re.findall(r"db grants --apply --role (\w+) --user (\w+)", setup))
+    assert setup.startswith("snapsync db migrate &&")
+    for name, service in services_built_here(compose).items():
+        if name == "snapsync-init":  # no database at all
+            continue
+        s = settings_of(service)
+        if name in ("db-setup", "admin"):
+            assert s.db.user == "root", name
+            continue
+        role = ROLE_OF[name]
+        assert s.db.user == f"snapsync_{role}" and role in made and role in ROLES, name
+        assert granted[role] == s.db.user, name
+        assert s.db.password == mysql[f"SNAPSYNC_{role.upper()}_DB_PASSWORD"], name
+    assert set(granted) == set(made) == set(ROLE_OF.values())
 
 
 def test_deliveries_bind_mount_is_where_the_scheduler_writes(compose):
@@ -195,11 +225,16 @@ def test_one_shot_services_wait_for_what_they_need(compose):
     assert deploy["command"][:2] == ["connector", "deploy"]
     assert deploy["depends_on"]["connect"]["condition"] == "service_healthy"
     assert deploy["depends_on"]["mysql"]["condition"] == "service_healthy"
+    assert deploy["depends_on"]["db-setup"]["condition"] == "service_completed_successfully"
     assert str(deploy["restart"]).startswith("on-failure")
+    setup = compose["services"]["db-setup"]
+    assert setup["depends_on"]["mysql"]["condition"] == "service_healthy" and setup["restart"] == "no"
     for name, service in services_built_here(compose).items():
-        if name in ("snapsync-init", "connector-deploy"):
+        if name in ("snapsync-init", "connector-deploy", "db-setup"):
             continue
         assert service["depends_on"]["snapsync-init"]["condition"] == "service_completed_successfully", name
+        # no process starts before snapsync's schemas are at this release's version
+        assert service["depends_on"]["db-setup"]["condition"] == "service_completed_successfully", name
     init = compose["services"]["snapsync-init"]
     assert init["user"] == "0" and "10001:10001" in " ".join(init["entrypoint"])
 
@@ -210,25 +245,19 @@ def test_the_deployed_connector_config_is_valid_for_this_stack(compose):
     config = render(s)["config"]
     assert not check_config(config)
     assert config["database.hostname"] == "mysql" and config["schema.history.internal.kafka.bootstrap.servers"] == "kafka:9092"
-    # The tables the connector config names exist before it is deployed (02-snapsync-tables.sql).
-    assert f"{s.db.database}.snapsync_heartbeat" in config["heartbeat.action.query"]
-    assert config["signal.data.collection"].endswith("snapsync_debezium_signal")
+    # The tables the connector config names are the signal schema's, made by db-setup's migrate.
+    assert f"`{s.signal_schema}`.`snapsync_heartbeat`" in config["heartbeat.action.query"]
+    assert config["signal.data.collection"] == f"{s.signal_schema}.snapsync_debezium_signal"
+    assert config["database.user"] == "snapsync_debezium"
 
 
-def _statements(sql: str) -> list[str]:
-    body = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
-    return [" ".join(s.split()) for s in body.split(";") if s.strip()]
-
-
-def test_mysql_init_scripts(compose):
+def test_mysql_init_script(compose):
     mysql = compose["services"]["mysql"]
+    assert mysql["image"] == "mysql:8.4"  # the LTS: snapsync asks for SHOW BINARY LOG STATUS there
     assert any(v.startswith("./docker/mysql-init:/docker-entrypoint-initdb.d") for v in mysql["volumes"])
-    user = env_of(mysql)["MYSQL_USER"]
-    grants = _statements((INIT / "01-snapsync-grants.sql").read_text())
-    assert grants == [f"GRANT RELOAD, SHOW DATABASES, REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO '{user}'@'%'"]
-    tables = _statements((INIT / "02-snapsync-tables.sql").read_text())
-    assert tables == [f"USE `{env_of(mysql)['MYSQL_DATABASE']}`", " ".join(HEARTBEAT_DDL.split()),
-                      " ".join(SIGNAL_DDL.split())]
+    script = (INIT / "01-snapsync-users.sh").read_text()
+    assert "CREATE USER IF NOT EXISTS 'snapsync_${role}'@'%' IDENTIFIED BY '${password}';" in script
+    assert "GRANT" not in script  # the grants come from `snapsync db grants`, once the tables exist
     flags = mysql["command"]
     for flag in ("--binlog-format=ROW", "--binlog-row-image=FULL", "--binlog-row-metadata=FULL", "--log-bin=mysql-bin"):
         assert flag in flags
@@ -242,8 +271,8 @@ def test_image_variables_are_documented_ones(compose):
         else:
             assert k in DEBEZIUM_CONNECT_VARS, k
     assert compose["services"]["connect"]["image"] == "quay.io/debezium/connect:3.0.7.Final"
-    for k in env_of(compose["services"]["mysql"]):
-        assert k in MYSQL_VARS, k
+    for k in env_of(compose["services"]["mysql"]):  # the image's, or read by docker/mysql-init's script
+        assert k in MYSQL_VARS or re.fullmatch(r"SNAPSYNC_[A-Z]+_DB_PASSWORD", k), k
     for k in env_of(compose["services"]["kafka"]):
         assert k.startswith("KAFKA_") and k.removeprefix("KAFKA_").lower().replace("_", ".") in KAFKA_PROPERTIES, k
 

@@ -44,11 +44,14 @@ def test_only_documented_properties_and_our_encodings():
     assert set(cfg) <= DOCUMENTED, set(cfg) - DOCUMENTED
     for k, v in FIXED.items():
         assert cfg[k] == v
-    assert cfg["topic.prefix"] == "practice" and cfg["database.include.list"] == "practice"
+    # the practice schema, and the signal schema for the heartbeat and signal tables (nothing else)
+    assert cfg["topic.prefix"] == "practice" and cfg["database.include.list"] == "practice,snapsync_signal"
     tables = cfg["table.include.list"].split(",")
     assert len(tables) == len(DATASETS) + 2
-    assert "practice\\.patient" in tables and "practice\\.snapsync_heartbeat" in tables
-    assert "snapsync_heartbeat" in cfg["heartbeat.action.query"]
+    assert "practice\\.patient" in tables and "snapsync_signal\\.snapsync_heartbeat" in tables
+    assert "snapsync_signal\\.snapsync_debezium_signal" in tables
+    assert "`snapsync_signal`.`snapsync_heartbeat`" in cfg["heartbeat.action.query"]
+    assert cfg["signal.data.collection"] == "snapsync_signal.snapsync_debezium_signal"
     assert "ON DUPLICATE KEY UPDATE" in cfg["heartbeat.action.query"]  # INSERT and UPDATE grants suffice
     assert cfg["name"] == r["name"] == "snapsync"  # real Connect validates `name` inside the config
     assert cfg["connector.class"] == MYSQL_CONNECTOR

@@ -7,10 +7,10 @@ import subprocess
 
 import pytest
 
-from snapsync.connectors.mysql import connect, ensure_database
+from snapsync.connectors.mysql import connect
 from snapsync.control import users
 from snapsync.seed import seed
-from tests.conftest import settings_for
+from tests.conftest import db_env, new_database, settings_for
 from tests.web.helpers import BIN, CHROMIUM, CHROMIUM_ARGS, PASSWORD, running_web
 
 #: account 1 has customers 1, 3, 5; account 2 has 2, 4, 6.
@@ -22,11 +22,11 @@ USERS = {"alice@example.test": (1, "auth-rep"), "vera@example.test": (1, "viewer
 def web_db(base_settings, tmp_path_factory):
     """Two accounts of three customers each, and their users."""
     s = settings_for(base_settings, "webapp", topic_prefix="webapp")
-    ensure_database(s.db)
+    new_database(s)
     with connect(s.db) as conn:
         seed(conn, customers=6, scale=0.004, seed_value=11, accounts=2)
     # one user through the CLI, as an operator would; the others through the control plane
-    env = {"SNAPSYNC_DATABASE_URL": s.database_url.get_secret_value(), "SNAPSYNC_KAFKA_BOOTSTRAP": s.kafka_bootstrap,
+    env = {**db_env(s), "SNAPSYNC_KAFKA_BOOTSTRAP": s.kafka_bootstrap,
            "SNAPSYNC_HOME": str(s.home), "PATH": "/usr/bin:/bin"}
     r = subprocess.run([BIN, "users", "add", "--account", "1", "--email", "alice@example.test", "--role", "auth-rep",
                         "--password-stdin"], input=PASSWORD + "\n", env=env, capture_output=True, text=True)

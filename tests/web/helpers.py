@@ -15,6 +15,7 @@ from pathlib import Path
 import requests
 
 from snapsync.local import free_port, stop_pid
+from tests.conftest import env_for
 
 BIN = str(Path(sys.executable).with_name("snapsync"))
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,10 +48,7 @@ class WebServer:
 def running_web(settings, log: Path, *args: str):
     """``snapsync web`` on a free loopback port against ``settings``; yields a :class:`WebServer`."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SNAPSYNC_")}
-    env.update(SNAPSYNC_DATABASE_URL=settings.database_url.get_secret_value(),
-               SNAPSYNC_KAFKA_BOOTSTRAP=settings.kafka_bootstrap, SNAPSYNC_TOPIC_PREFIX=settings.topic_prefix,
-               SNAPSYNC_HOME=str(settings.home))
+    env = env_for(settings)
     proc = subprocess.Popen([BIN, "web", "--port", str(port), *args], env=env, stdout=open(log, "ab"),
                             stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"

@@ -125,7 +125,7 @@ def test_an_auth_rep_adds_edits_and_deletes_a_sync_group(page, web, web_db):
 
 def test_an_auth_rep_reads_the_delivery_message_and_downloads_it(page, web, web_db):
     # a night whose delivery failed, then one that worked, as the scheduler records them
-    with connect(web_db.db) as conn:
+    with connect(web_db.state) as conn:
         failed = deliveries.start(conn, 1, dt.date(2026, 3, 8), "full")
         deliveries.fail(conn, failed, 1, dt.date(2026, 3, 8), OSError("disk full"))
     snapshot_settings.configure(web_db, 1, who="test-setup", enabled=True, customers=(1, 3), format="dat",

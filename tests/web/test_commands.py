@@ -10,10 +10,11 @@ import requests
 
 from snapsync.local import LocalStack
 from tests.web.helpers import BIN, PASSWORD
+from tests.conftest import db_env
 
 
 def _env(s) -> dict[str, str]:
-    return {"SNAPSYNC_DATABASE_URL": s.database_url.get_secret_value(), "SNAPSYNC_KAFKA_BOOTSTRAP": s.kafka_bootstrap,
+    return {**db_env(s), "SNAPSYNC_KAFKA_BOOTSTRAP": s.kafka_bootstrap,
             "SNAPSYNC_TOPIC_PREFIX": s.topic_prefix, "SNAPSYNC_HOME": str(s.home), "PATH": "/usr/bin:/bin"}
 
 

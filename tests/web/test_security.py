@@ -25,9 +25,10 @@ OTHER_ACCOUNT_SECRETS = ("bob@example.test",)  # plus account 2's name and custo
 def other(web_db):
     """Account 2's group and message, and the strings that would betray them."""
     group = sync_groups.add_group(web_db, 2, (4,), ("codes",), account_id=2, who="test-setup")
-    with connect(web_db.db) as conn:
+    with connect(web_db.state) as conn:
         notify(conn.cursor(), account_id=2, kind="sync_pending", message="account two private notice")
         conn.commit()
+    with connect(web_db.db) as conn:
         cur = conn.cursor()
         cur.execute("SELECT name FROM account WHERE account_id = 2")
         names = [cur.fetchone()[0]]

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from snapsync.control import data_sync, notifications, snapshot_settings, sync_groups
+from snapsync.control import data_sync, notifications, snapshot_settings, sync_groups, sync_tasks
 from snapsync.schemas.control import SnapshotSettings, SyncGroup
 from snapsync.web.auth import Scope, reader, rep
 from snapsync.web.routers.audit import query as audit_query
@@ -21,10 +21,11 @@ router = APIRouter(prefix="/api/accounts/{account_id}")
 
 
 class GroupChange(BaseModel):
-    """A group as stored, and what its initial copy did: ``{target: {table: {created, overridden}}}``."""
+    """A group as stored, and its initial copy: ``{target: task id}`` of the copies queued for the
+    worker (``GET /api/accounts/{id}/sync-tasks`` shows their outcome)."""
 
     group: SyncGroup
-    initial_copy: dict[int, dict[str, dict[str, int]]] = {}
+    initial_copy: dict[int, int] = {}
 
 
 def _same_account(scope: Scope, body_account: int) -> None:
@@ -53,7 +54,7 @@ def list_sync_groups(scope: Scope = Depends(reader)):
 
 @router.post("/sync-groups", tags=["data sync"], response_model=GroupChange, status_code=201)
 def create_sync_group(body: SyncGroup, scope: Scope = Depends(rep)):
-    """Add a group; when the account's Data Sync is enabled its initial copy runs now."""
+    """Add a group; when the account's Data Sync is enabled its initial copy is queued for the worker."""
     _same_account(scope, body.account_id)
     group, copied = data_sync.create_group(scope.settings, body.source_customer, body.targets, body.categories,
                                            body.mode, account_id=scope.account_id, who=scope.who)
@@ -82,6 +83,12 @@ def put_sync_group(body: SyncGroup, scope: Scope = Depends(rep), group: SyncGrou
 def delete_sync_group(scope: Scope = Depends(rep), group: SyncGroup = Depends(group_of(rep))):
     """Delete a group (items already copied stay). Returns the deleted group."""
     return sync_groups.delete_group(scope.settings, group.group_id, account_id=scope.account_id, who=scope.who)
+
+
+@router.get("/sync-tasks", tags=["data sync"], response_model=list[dict[str, Any]])
+def list_sync_tasks(limit: int = Query(50, ge=1, le=500), scope: Scope = Depends(reader)):
+    """The account's newest Data Sync copies and undos (made by the worker), with their outcome."""
+    return sync_tasks.account_tasks(scope.settings, scope.account_id, limit)
 
 
 @router.get("/audit", tags=["audit"], response_model=list[dict[str, Any]])

@@ -35,23 +35,21 @@ def group_of(access: AccountAccess):
     return dependency
 
 
-def _done(account_id: int, group_id: int, copied: dict) -> RedirectResponse:
-    """Back to the Data Sync page, saying what the initial copy did (nothing when the
-    service is off or no target was new)."""
-    n = sum(v["created"] + v["overridden"] for per in copied.values() for v in per.values())
-    extra = f"&copied={n}&targets={len(copied)}" if copied else ""
+def _done(account_id: int, group_id: int, queued: dict) -> RedirectResponse:
+    """Back to the Data Sync page, saying that the initial copy is queued (nothing when the
+    service is off or no target was new); the worker makes it and says so in Messages."""
+    extra = f"&targets={len(queued)}" if queued else ""
     return RedirectResponse(f"/accounts/{account_id}/sync?saved={group_id}{extra}", status_code=303)
 
 
 @router.get("/accounts/{account_id}/sync")
-async def sync_page(request: Request, saved: str = "", copied: Optional[int] = None, targets: int = 0,
-                    scope: Scope = Depends(reader)):
+async def sync_page(request: Request, saved: str = "", targets: int = 0, scope: Scope = Depends(reader)):
     s, a = scope.settings, scope.account_id
     on = await run_in_threadpool(sync_groups.is_enabled, s, a)
     groups = await run_in_threadpool(sync_groups.load_groups_for, s, a)
     names = dict(await run_in_threadpool(accounts.list_customers, s, a))
     return await render(request, "sync.html", scope, enabled=on, groups=groups, names=names, saved=saved,
-                        copied=copied, copied_targets=targets, categories={c: label for c, label, _d in CATEGORIES})
+                        copied_targets=targets, categories={c: label for c, label, _d in CATEGORIES})
 
 
 @router.post("/accounts/{account_id}/sync/service")
