@@ -35,7 +35,23 @@ def mariadb(stack_dir: Path):
     server = MariaDB(stack_dir / "mariadb" / "data", free_port())
     server.start()
     yield server
-    stop_pid(server.pid or 0, grace=30)
+    try:
+        left = snapsync_tables_in_practice_schemas(server)
+    finally:
+        stop_pid(server.pid or 0, grace=30)
+    # After the whole run: no practice schema holds a table of snapsync's (issue 19).
+    assert left == [], f"snapsync tables left in practice schemas: {left[:10]}"
+
+
+def snapsync_tables_in_practice_schemas(server: MariaDB) -> list[str]:
+    """``schema.table`` of every ``snapsync_*`` table outside snapsync's own schemas."""
+    import pymysql
+
+    with pymysql.connect(host="127.0.0.1", port=server.port, user="root") as conn:
+        cur = conn.cursor()
+        cur.execute("SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES WHERE TABLE_NAME LIKE 'snapsync\\_%%'")
+        return [f"{s}.{t}" for s, t in cur.fetchall()
+                if not (s in ("snapsync", "snapsync_signal") or s.endswith(("_state", "_signal")))]
 
 
 @pytest.fixture(scope="session")
