@@ -120,11 +120,15 @@ class MariaDB:
         """Initialise the datadir on first use, start the server, create the database."""
         mariadbd = _which("mariadbd", "install it with `apt-get install -y mariadb-server`")
         self.datadir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # A temporary folder of its own: servers started side by side (parallel tests) never
+        # meet in /tmp, where one's temporary-table files were seen to vanish under another.
+        tmpdir = self.datadir.parent / "tmp"
+        tmpdir.mkdir(exist_ok=True, mode=0o700)
         if not (self.datadir / "mysql").is_dir():
             install = _which("mariadb-install-db", "install it with `apt-get install -y mariadb-server`")
             out = subprocess.run(
                 [install, "--no-defaults", f"--datadir={self.datadir}", "--auth-root-authentication-method=normal",
-                 "--skip-test-db", "--user=root"],
+                 "--skip-test-db", "--user=root", f"--tmpdir={tmpdir}"],
                 capture_output=True, text=True,
             )
             if out.returncode != 0:
@@ -133,7 +137,7 @@ class MariaDB:
         proc = subprocess.Popen(
             [mariadbd, "--no-defaults", f"--datadir={self.datadir}", f"--port={self.port}",
              "--bind-address=127.0.0.1", f"--socket={self.socket_path}", "--user=root",
-             f"--pid-file={self.datadir.parent / 'mariadb.pid'}",
+             f"--pid-file={self.datadir.parent / 'mariadb.pid'}", f"--tmpdir={tmpdir}",
              f"--log-bin={self.datadir / 'binlog'}", "--binlog-format=ROW", "--binlog-row-image=FULL",
              "--binlog-row-metadata=FULL", f"--server-id={self.server_id}", "--log-slave-updates=ON",
              "--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci",
