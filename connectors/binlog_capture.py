@@ -47,7 +47,8 @@ from snapsync.connectors import native_decoder
 from snapsync.connectors.kafka import ensure_topics, producer
 from snapsync.connectors.python_decoder import column_encoders, open_reader
 from snapsync.connectors.grants import check_role
-from snapsync.connectors.mysql import binlog_files, connect, description_encoder, is_transient, open_consistent_snapshot
+from snapsync.connectors.failures import Backoff, is_transient
+from snapsync.connectors.mysql import binlog_files, connect, description_encoder, open_consistent_snapshot
 from snapsync.connectors.offsets import HEARTBEAT_TABLE, WATERMARK_PROBE, OffsetStore, StoredOffset, write_heartbeat
 from snapsync.connectors.state import connect_source, connect_state
 from snapsync.schemas.catalog import DATASETS, DataSet
@@ -206,7 +207,7 @@ class Capture:
         if install_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda *_: self.stop_event.set())
-        delay = 1.0
+        backoff = Backoff(first=1.0, cap=30.0)
         while True:
             try:
                 self._run_once(resnapshot)
@@ -217,11 +218,11 @@ class Capture:
                     self.stats.state = "failed"
                     raise
                 self.stats.state = "paused"
+                delay = backoff.next()
                 log.warning("capture paused: %s; starting again from the stored position in %.0fs",
                             exc if isinstance(exc, RetriableError) else type(exc).__name__, delay)
                 self._errors.clear()
                 self.stop_event.wait(delay)
-                delay = min(delay * 2, 30.0)
                 resnapshot = False
                 if self.stop_event.is_set():
                     return self.stats

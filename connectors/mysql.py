@@ -76,21 +76,6 @@ def connect(target: DatabaseTarget, *, database: bool = True, **kwargs: Any) -> 
     return conn
 
 
-#: MySQL/MariaDB error codes that pass: server going away, lock waits, deadlocks, too many
-#: connections, shutdown, a killed connection. Client-side codes (2000+) all pass.
-TRANSIENT_CODES = frozenset({1040, 1053, 1077, 1152, 1158, 1159, 1160, 1161, 1205, 1213, 1317, 1927, 1969})
-
-
-def is_transient(exc: BaseException) -> bool:
-    """True for a database failure that passes: retry it on a new connection."""
-    if isinstance(exc, RetriableError):
-        return True
-    if isinstance(exc, pymysql.err.OperationalError):
-        code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 2000
-        return code in TRANSIENT_CODES or code >= 2000
-    return isinstance(exc, (pymysql.err.InterfaceError, ConnectionError, TimeoutError))
-
-
 def ensure_database(target: DatabaseTarget) -> None:
     """CREATE DATABASE IF NOT EXISTS for the configured database."""
     with connect(target, database=False) as conn:

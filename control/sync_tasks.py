@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from snapsync.connectors.failures import Backoff
 from snapsync.control.audit import actor
 from snapsync.control.notifications import notify
 from snapsync.schemas.config import Settings
@@ -229,21 +230,23 @@ class TaskRunner:
     def _run(self) -> None:
         from snapsync.connectors.state import connect_state
 
-        conn, delay = None, self.interval
+        conn, backoff = None, Backoff(first=self.interval)
         while not self.stop.is_set():
+            delay = self.interval
             try:
                 conn = conn or connect_state(self.settings)
                 while not self.stop.is_set() and work_once(self.settings, self.owner, conn) is not None:
                     self.done += 1
-                delay = self.interval
+                backoff.reset()
             except Exception as exc:  # noqa: BLE001 - the next turn tries again
+                delay = backoff.next()
                 log.warning("sync tasks paused (%s); trying again in %.1fs", type(exc).__name__, delay)
                 try:
                     if conn is not None:
                         conn.close()
                 except Exception:  # noqa: BLE001 - already broken
                     pass
-                conn, delay = None, min(delay * 2, 10.0)
+                conn = None
             self.stop.wait(delay)
         if conn is not None:
             conn.close()

@@ -33,7 +33,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from snapsync.connectors.kafka import ensure_topics, producer
 from snapsync.connectors.metrics import DEAD_LETTERS, Health
-from snapsync.connectors.mysql import is_transient
+from snapsync.connectors.failures import Backoff, dead_letter, is_transient
 from snapsync.control import claims, snapshot_settings
 from snapsync.control.processes import process_id
 from snapsync.schemas.config import Settings
@@ -117,7 +117,7 @@ class ExportWorker:
 
         consumer.subscribe([topic], on_assign=on_assign, on_revoke=on_revoke)
         log.info("export worker %s: waiting for jobs on %s", self.id, topic)
-        delay = 1.0
+        backoff = Backoff(first=1.0, cap=30.0)
         try:
             while not self.stop_event.is_set():
                 self.loop_at = time.monotonic()
@@ -134,10 +134,9 @@ class ExportWorker:
                         consumer.seek(TopicPartition(msg.topic(), msg.partition(), msg.offset()))
                     except KafkaException:
                         pass  # the partition moved to another worker meanwhile: it reads the job again
-                    self.stop_event.wait(delay)
-                    delay = min(delay * 2, 30.0)
+                    self.stop_event.wait(backoff.next())
                     continue
-                delay = 1.0
+                backoff.reset()
                 metrics.JOBS.labels(result).inc()
                 try:
                     consumer.commit(message=msg, asynchronous=False)
@@ -222,14 +221,9 @@ class ExportWorker:
         when the broker did not take it."""
         topic, partition, offset = where
         log.warning("dead letter from %s[%d]@%d: %s", topic, partition, offset, reason)
-        headers = {"reason": reason.encode(), "topic": topic.encode(), "partition": str(partition).encode(),
-                   "offset": str(offset).encode()}
-        value = value or b""
-        if len(value) > 900_000:
-            headers["truncated"] = f"original value of {len(value)} bytes not copied".encode()
-            value = b""
-        self._producer.produce(dead_letter_topic(self.settings.topic_prefix), key=key if key and len(key) < 10_000
-                               else None, value=value, headers=headers)
+        letter = dead_letter(topic, partition, offset, key, value, reason)
+        self._producer.produce(dead_letter_topic(self.settings.topic_prefix), key=letter.key, value=letter.value,
+                               headers=letter.headers)
         if self._producer.flush(30):
             log.warning("the broker did not take the dead letter; the job will be read again")
             return "retry"

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from snapsync.connectors.kafka import ensure_topics
-from snapsync.connectors.mysql import is_transient
+from snapsync.connectors.failures import is_transient
 from snapsync.connectors.state import connect_state
 from snapsync.control import claims, deliveries, snapshot_settings
 from snapsync.control.notifications import notify

@@ -50,7 +50,7 @@ from snapsync.schemas.topics import (
 )
 from snapsync.streams import metrics
 from snapsync.streams.decode import decode_change, decode_command
-from snapsync.streams.failures import classify, safe_reason
+from snapsync.connectors.failures import Backoff, dead_letter, safe_reason, waits
 from snapsync.streams.sync_apply import apply_command, fanout_plan, record_pending
 
 log = logging.getLogger("snapsync.worker")
@@ -79,10 +79,8 @@ def _short_fetch_wait() -> None:
 
     aiokafka.AIOKafkaConsumer = ShortWaitConsumer
 APPLY_BATCH = 500
-#: The largest message the worker reads and writes (faust's default is 1 MB); a dead letter
-#: carries the original value only below ``DLQ_VALUE_LIMIT``.
+#: The largest message the worker reads and writes (faust's default is 1 MB).
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
-DLQ_VALUE_LIMIT = 900_000
 APPLY_CONNECTIONS = 16
 
 
@@ -94,7 +92,7 @@ DB_THREADS = ThreadPoolExecutor(max_workers=APPLY_CONNECTIONS + 2, thread_name_p
 class Database:
     """One pair of connections per agent lane: the source (practice data and the signal
     schema) and the state store. ``run(fn, *args)`` calls ``fn(source, state, *args)``.
-    Calls that fail for a passing or systemic reason (see ``streams/failures.py``) are
+    Calls that fail for a passing or systemic reason (``connectors/failures.py``) are
     retried with back-off, on new connections, for as long as it takes; a failure of the
     message itself is raised to the caller."""
 
@@ -126,18 +124,18 @@ class Database:
         self.conn = self.state = None
 
     async def run(self, fn, *args):
-        delay = 0.2
+        backoff = Backoff()
         while True:
             try:
                 return await asyncio.get_running_loop().run_in_executor(
                     DB_THREADS, lambda: fn(self.get(), self.get_state(), *args))
             except Exception as exc:  # noqa: BLE001 - classified below
-                if classify(exc) != "retry":
+                if not waits(exc):
                     raise
+                delay = backoff.next()
                 log.warning("database call failed (%s); retrying in %.1fs", safe_reason(exc), delay)
                 self._drop()
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
 
 
 def _fatal(exc: BaseException) -> None:
@@ -184,35 +182,30 @@ def build_app(settings: Settings, state: metrics.WorkerState | None = None) -> f
 
     async def send(topic, key, value, headers=None) -> None:
         """Produce and wait for the broker's acknowledgement, backing off while it is away."""
-        delay = 0.2
+        backoff = Backoff()
         while True:
             try:
                 fut = await topic.send(key=key, value=value, headers=headers)
                 await fut
                 return
             except Exception as exc:  # noqa: BLE001 - classified
-                if classify(exc) != "retry":
+                if not waits(exc):
                     raise
+                delay = backoff.next()
                 log.warning("the broker did not take a message (%s); retrying in %.1fs", safe_reason(exc), delay)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
 
-    async def dead_letter(where: tuple[str, int, int], key, value, reason: str) -> None:
+    async def send_dead_letter(where: tuple[str, int, int], key, value, reason: str) -> None:
         topic, partition, offset = where
         log.warning("dead letter from %s[%d]@%d: %s", topic, partition, offset, reason)  # never row values
-        headers = {"reason": reason.encode(), "topic": topic.encode(), "partition": str(partition).encode(),
-                   "offset": str(offset).encode()}
-        value = value if value is not None else b""
-        if len(value) + len(key or b"") > DLQ_VALUE_LIMIT:
-            headers["truncated"] = f"original value of {len(value)} bytes not copied".encode()
-            value = b""
-        await send(dlq, key if key is None or len(key) < 10_000 else None, value, headers)
+        letter = dead_letter(topic, partition, offset, key, value, reason)
+        await send(dlq, letter.key, letter.value, dict(letter.headers))
         DEAD_LETTERS.labels(topic).inc()
 
     async def guarded(where, key, value, work, what: str) -> bool:
         """Run ``work()`` for one message: passing failures are retried, anything about the
         message dead-letters it. True when the work completed."""
-        delay = 0.2
+        backoff = Backoff()
         while True:
             try:
                 await work()
@@ -220,12 +213,12 @@ def build_app(settings: Settings, state: metrics.WorkerState | None = None) -> f
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - every failure is classified
-                if classify(exc) == "retry":
+                if waits(exc):
+                    delay = backoff.next()
                     log.warning("%s failed (%s); retrying in %.1fs", what, safe_reason(exc), delay)
                     await asyncio.sleep(delay)
-                    delay = min(delay * 2, 10.0)
                     continue
-                await dead_letter(where, key, value, f"{what}: {safe_reason(exc)}")
+                await send_dead_letter(where, key, value, f"{what}: {safe_reason(exc)}")
                 return False
 
     @app.agent(sources)
@@ -240,7 +233,7 @@ def build_app(settings: Settings, state: metrics.WorkerState | None = None) -> f
                 try:
                     change, _ds = decode_change(msg.topic, key, value)
                 except Exception as exc:  # noqa: BLE001 - decoding is about this message only
-                    await dead_letter(where, key, value, safe_reason(exc))
+                    await send_dead_letter(where, key, value, safe_reason(exc))
                     continue
 
                 async def route(change=change):
@@ -287,7 +280,7 @@ def build_app(settings: Settings, state: metrics.WorkerState | None = None) -> f
                     try:
                         cmd = decode_command(event.key, event.value)
                     except (DataError, ValueError, TypeError) as exc:
-                        await dead_letter(where, event.key, event.value, f"malformed sync command: {safe_reason(exc)}")
+                        await send_dead_letter(where, event.key, event.value, f"malformed sync command: {safe_reason(exc)}")
                         continue
                     per_target.setdefault(cmd.target_customer, []).append((where, event.key, event.value, cmd))
                 # Each target's lane takes the next free connection (no round waits for its slowest).

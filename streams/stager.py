@@ -33,12 +33,10 @@ from snapsync.schemas.topics import dead_letter_topic, deltas_group, deltas_topi
 from snapsync.streams import metrics
 from snapsync.streams.decode import decode_change
 from snapsync.streams.deltas import delta_rows, stage
-from snapsync.streams.failures import classify, safe_reason
+from snapsync.connectors.failures import Backoff, dead_letter, safe_reason, waits
 
 log = logging.getLogger("snapsync.deltas")
 BATCH = 5000
-#: A dead letter carries the original value only below this size.
-DLQ_VALUE_LIMIT = 900_000
 
 
 @dataclass
@@ -70,15 +68,16 @@ class DeltaStager:
     def _db(self, fn, *args, stop: threading.Event):
         """``fn(conn, *args)``, retried on a new connection with back-off while the failure
         passes (or the database is not as expected); other failures are raised."""
-        delay = 0.2
+        backoff = Backoff()
         while True:
             try:
                 if self._conn is None:
                     self._conn = connect_state(self.settings)
                 return fn(self._conn, *args)
             except Exception as exc:  # noqa: BLE001 - classified
-                if classify(exc) != "retry" or stop.is_set():
+                if not waits(exc) or stop.is_set():
                     raise
+                delay = backoff.next()
                 log.warning("deltas: database call failed (%s); retrying in %.1fs", safe_reason(exc), delay)
                 try:
                     if self._conn is not None:
@@ -87,7 +86,6 @@ class DeltaStager:
                     pass
                 self._conn = None
                 stop.wait(delay)
-                delay = min(delay * 2, 10.0)
 
     @staticmethod
     def _progress(conn, keys: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
@@ -100,22 +98,16 @@ class DeltaStager:
     # -- dead letters ----------------------------------------------------------------------
     def _dead_letter(self, msg, reason: str) -> None:
         log.warning("dead letter from %s[%d]@%d: %s", msg.topic(), msg.partition(), msg.offset(), reason)
-        value, key = msg.value() or b"", msg.key()
-        headers = {"reason": reason, "topic": msg.topic(), "partition": str(msg.partition()),
-                   "offset": str(msg.offset())}
-        if len(value) + len(key or b"") > DLQ_VALUE_LIMIT:
-            headers["truncated"] = f"original value of {len(value)} bytes not copied"
-            value = b""
-        self._dlq.produce(self._dlq_topic, key=key if key is None or len(key) < 10_000 else None, value=value,
-                          headers=[(k, v.encode()) for k, v in headers.items()])
+        letter = dead_letter(msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value(), reason)
+        self._dlq.produce(self._dlq_topic, key=letter.key, value=letter.value, headers=letter.headers)
         self.stats.dead_letters += 1
 
     def _flush_dead_letters(self, stop: threading.Event) -> None:
-        delay = 0.5
+        backoff = Backoff(first=0.5)
         while self._dlq.flush(10) and not stop.is_set():
+            delay = backoff.next()
             log.warning("the broker did not take the dead letters yet; retrying in %.1fs", delay)
             stop.wait(delay)
-            delay = min(delay * 2, 10.0)
 
     # -- one batch -------------------------------------------------------------------------
     def _decode(self, msgs) -> tuple[list[tuple], dict[tuple[str, int], int]]:
@@ -226,16 +218,16 @@ def start_stager(settings: Settings, stop: threading.Event) -> tuple[DeltaStager
     stager = DeltaStager(settings)
 
     def run():
-        delay = 1.0
+        backoff = Backoff(first=1.0, cap=30.0)
         while not stop.is_set():
             try:
                 stager.run(stop)
                 return
             except Exception as exc:  # noqa: BLE001 - the loop, not one message
-                if classify(exc) == "retry":
+                if waits(exc):
+                    delay = backoff.next()
                     log.warning("deltas stage paused (%s); starting again in %.0fs", safe_reason(exc), delay)
                     stop.wait(delay)
-                    delay = min(delay * 2, 30.0)
                     continue
                 log.critical("deltas stage failed (%s), stopping the worker (exit 70)", safe_reason(exc))
                 logging.shutdown()

@@ -75,7 +75,7 @@ def test_plan_commands_fans_out_inserts_and_updates_only():
 
 
 def test_dead_letter_reasons_never_quote_values():
-    from snapsync.streams.app import safe_reason
+    from snapsync.connectors.failures import safe_reason
 
     try:
         int("Jane Doe 123-45-6789")
