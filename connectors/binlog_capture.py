@@ -38,17 +38,15 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
-import pymysql
-import pymysql.cursors
 from pymysqlreplication.event import GtidEvent, HeartbeatLogEvent, MariadbGtidEvent, QueryEvent, RotateEvent, XidEvent
 from pymysqlreplication.row_event import UpdateRowsEvent, WriteRowsEvent
 
 from snapsync.connectors import native_decoder
 from snapsync.connectors.kafka import ensure_topics, producer
-from snapsync.connectors.python_decoder import column_encoders, open_reader
-from snapsync.connectors.grants import check_role
 from snapsync.connectors.failures import Backoff, is_transient
-from snapsync.connectors.mysql import binlog_files, connect, description_encoder, open_consistent_snapshot
+from snapsync.connectors.grants import check_role
+from snapsync.connectors.mysql import binlog_files, connect
+from snapsync.connectors.python_decoder import column_encoders, open_reader
 from snapsync.connectors.offsets import HEARTBEAT_TABLE, WATERMARK_PROBE, OffsetStore, StoredOffset, write_heartbeat
 from snapsync.connectors.state import connect_source, connect_state
 from snapsync.schemas.catalog import DATASETS, DataSet
@@ -65,25 +63,23 @@ DECODERS = ("python", "native")
 
 
 
-def snapshot_marker(*, first_table: bool, last_table: bool, first_row: bool, last_row: bool) -> str:
-    """``source.snapshot`` of one snapshot row, by Debezium's rule: ``last`` (last row of the
-    last table) before ``first`` (first row of the first table) before
-    ``last_in_data_collection`` before ``first_in_data_collection``; ``true`` otherwise. A
-    table's only row is therefore its ``last_in_data_collection``."""
-    if last_row and last_table:
-        return "last"
-    if first_row and first_table:
-        return "first"
-    if last_row:
-        return "last_in_data_collection"
-    if first_row:
-        return "first_in_data_collection"
-    return "true"
-
-
 def default_server_id(connector: str) -> int:
     """A replica server id derived from the connector name (unique per connector)."""
     return 100_000 + zlib.crc32(connector.encode()) % 1_000_000
+
+
+@dataclass
+class _Streaming:
+    """Where the streaming loop is: the binlog file, the last transaction boundary (the next
+    restart point), the open transaction, the events produced, when the next commit is due."""
+
+    store: OffsetStore
+    reader: Any
+    file: str
+    boundary: StoredOffset
+    events_total: int
+    txn: dict[str, Any] | None = None
+    next_commit: float = 0.0
 
 
 @dataclass
@@ -265,57 +261,11 @@ class Capture:
 
     # -- initial snapshot -------------------------------------------------------------------
     def snapshot(self, store: OffsetStore) -> StoredOffset:
-        """Read every catalog table in one consistent-read transaction (``op`` = ``r``)."""
-        conn = connect(self.settings.db, cursorclass=pymysql.cursors.SSCursor)
-        self.stats.state = "snapshot"
-        try:
-            point = open_consistent_snapshot([conn])
-            file, pos, gtid = point.file, point.pos, point.gtid
-            store.save(StoredOffset(file, pos, gtid, False))
-            log.info("initial snapshot at %s:%d", file, pos)
-            row_no = 0
-            tables = list(self._tables.values())
-            for i, ds in enumerate(tables):
-                cur = conn.cursor()
-                # As Debezium: source.ts_ms of a snapshot row is the server's clock (whole
-                # seconds) read just before its table; the position is the snapshot's.
-                cur.execute("SELECT UNIX_TIMESTAMP()")
-                source_ts_ms = int(cur.fetchone()[0]) * 1000
-                cur.fetchall()
-                cur.execute(f"SELECT * FROM `{ds.table}`")
-                names = [d[0] for d in cur.description]
-                enc = [description_encoder(d) for d in cur.description]
-                row = cur.fetchone()
-                first = True
-                while row is not None:
-                    nxt = cur.fetchone()
-                    after = {n: encode_value(v, **kw) for n, v, kw in zip(names, row, enc)}
-                    now_ns = time.time_ns()
-                    ev = ChangeEvent(
-                        op="r", db=self.db, table=ds.table, before=None, after=after,
-                        position=SourcePosition(file, pos, row_no, None), source_ts_ms=source_ts_ms,
-                        ts_ms=now_ns // 1_000_000, ts_ns=now_ns, connector_name=self.prefix, server_id=0,
-                        snapshot=snapshot_marker(first_table=i == 0, last_table=i == len(tables) - 1,
-                                                 first_row=first, last_row=nxt is None),
-                    )
-                    self._emit(ev, ds)
-                    first = False
-                    row_no += 1
-                    if row_no % 10000 == 0:
-                        self._producer.poll(0)
-                    row = nxt
-                cur.close()
-                if self.stop_event.is_set():
-                    raise RetriableError("capture stopped during the initial snapshot; it restarts from scratch")
-            conn.rollback()
-        finally:
-            conn.close()
-        self._flush()
-        self.stats.snapshot_rows = row_no
-        offset = StoredOffset(file, pos, gtid, True, row_no)
-        store.save(offset)
-        log.info("initial snapshot done: %d rows", row_no)
-        return offset
+        """Read every catalog table in one consistent-read transaction (``op`` = ``r``;
+        ``connectors/capture_snapshot.py``)."""
+        from snapsync.connectors.capture_snapshot import initial_snapshot
+
+        return initial_snapshot(self, store)
 
     # -- streaming --------------------------------------------------------------------------
     def _binlog_encoders(self, event) -> list[tuple[str, dict[str, Any]]]:
@@ -332,13 +282,14 @@ class Capture:
         self._stream(store, offset, reader)
 
     def _stream(self, store: OffsetStore, offset: StoredOffset, reader) -> None:
+        """The streaming loop: heartbeats and restart points on their timers, each event to the
+        handler of its type (Debezium's pattern: one handler per binlog event type)."""
         hb_conn = connect_source(self.settings) if self.heartbeat_interval > 0 else None
-        boundary = offset
-        events_total = offset.events
-        txn: dict[str, Any] | None = None
-        next_commit = time.monotonic() + self.commit_interval
+        st = _Streaming(store, reader, offset.file, offset, offset.events,
+                        next_commit=time.monotonic() + self.commit_interval)
         next_heartbeat = time.monotonic()
-        file = offset.file
+        handlers = {RotateEvent: self._on_rotate, MariadbGtidEvent: self._on_gtid, GtidEvent: self._on_gtid,
+                    XidEvent: self._on_commit, QueryEvent: self._on_query, HeartbeatLogEvent: None}
         self.stats.state = "streaming"
         try:
             while not self.stop_event.is_set():
@@ -346,109 +297,132 @@ class Capture:
                 if hb_conn is not None and now >= next_heartbeat:
                     write_heartbeat(hb_conn, self.connector)
                     next_heartbeat = now + self.heartbeat_interval
-                if now >= next_commit:
-                    self._commit(store, boundary)
-                    next_commit = now + self.commit_interval
+                if now >= st.next_commit:
+                    self._commit(store, st.boundary)
+                    st.next_commit = now + self.commit_interval
                 ev = reader.fetchone()
                 if ev is None:
                     continue
                 self._producer.poll(0)
                 if ev.timestamp and ev.timestamp > (self.stats.source_ts or 0):
                     self.stats.source_ts = ev.timestamp
-                if isinstance(ev, (RotateEvent, MariadbGtidEvent, GtidEvent)) or (
-                        isinstance(ev, QueryEvent) and ev.query.strip().upper() == "BEGIN"):
-                    # Every transaction maps its tables again before its rows. mysql-replication
-                    # keeps no map for a table it filters out, so a row event of such a table could
-                    # find a stale map under the same table id (ids restart with the server; a
-                    # resumed reader has seen the old ones): forget them at every boundary.
-                    reader.table_map.clear()
-                if isinstance(ev, RotateEvent):
-                    file = ev.next_binlog
-                    continue
-                if isinstance(ev, HeartbeatLogEvent):
-                    continue
-                end_pos = ev.packet.log_pos
-                if isinstance(ev, (MariadbGtidEvent, GtidEvent)):
-                    txn = {"id": str(ev.gtid), "total": 0, "per_table": {}, "ts": ev.timestamp}
-                    continue
-                if isinstance(ev, XidEvent) or (isinstance(ev, QueryEvent) and ev.query.strip().upper() != "BEGIN"):
-                    if isinstance(ev, QueryEvent) and ev.query.strip().upper() != "COMMIT":
-                        # DDL (ALTER TABLE ...): an implicit commit; later table maps carry the new shape.
-                        log.info("schema change at %s:%d in %s", file, end_pos, ev.schema.decode() if isinstance(ev.schema, bytes) else ev.schema)
-                    if txn and txn["total"]:
-                        self._produce(transaction_topic(self.prefix), dumps({"id": txn["id"]}), dumps({
-                            "status": "END", "id": txn["id"], "ts_ms": ev.timestamp * 1000,
-                            "event_count": txn["total"],
-                            "data_collections": [{"data_collection": f"{self.db}.{t}", "event_count": n}
-                                                 for t, n in txn["per_table"].items()],
-                        }))
-                        self.stats.transactions += 1
-                    boundary = StoredOffset(file, end_pos, txn["id"] if txn else boundary.gtid, True, events_total)
-                    txn = None
-                    if self._probe_seen:  # an exporter waits for this position: store it now
-                        self._probe_seen, next_commit = False, time.monotonic() + self.commit_interval
-                        self._commit(store, boundary)
-                    continue
-                table = ev.table
-                schema = ev.schema.decode() if isinstance(ev.schema, bytes) else ev.schema
-                if schema != self.db:
-                    if schema == self.signal and table == HEARTBEAT_TABLE:
-                        self._heartbeat_seen(ev, file, end_pos, store, txn)
-                    continue
-                ds = self._tables.get(table)
-                if ds is None:
-                    continue
-                if txn is None:  # a server without GTIDs: the transaction is file:pos
-                    txn = {"id": f"{file}:{end_pos}", "total": 0, "per_table": {}, "ts": ev.timestamp}
-                if txn["total"] == 0:
-                    self._produce(transaction_topic(self.prefix), dumps({"id": txn["id"]}),
-                                  dumps({"status": "BEGIN", "id": txn["id"], "ts_ms": ev.timestamp * 1000,
-                                         "event_count": None, "data_collections": None}))
-                # The native decoder's rows come encoded, with their op; mysql-replication's raw.
-                native = getattr(ev, "encoded", False)
-                if native:
-                    kind = ev.op
-                else:
-                    enc = self._binlog_encoders(ev)
-                    kind = "c" if isinstance(ev, WriteRowsEvent) else "u" if isinstance(ev, UpdateRowsEvent) else "d"
-                # As Debezium: pos is where the rows event starts (its header's next-position
-                # minus its full length; mysql-replication's event_size leaves out the 19-byte
-                # header and the 4-byte checksum), server_id the originating server's.
-                start = end_pos - ev.packet.event_size
-                origin = ev.packet.server_id
-                ts_ms = ev.timestamp * 1000
-                now_ns = time.time_ns()
-                for i, row in enumerate(ev.rows):
-                    before = after = None
-                    op = kind
-                    if op == "c":
-                        after = row["values"]
-                    elif op == "u":
-                        before, after = row["before_values"], row["after_values"]
-                    else:
-                        before = row["values"]
-                    if not native:
-                        if before is not None:
-                            before = {n: encode_value(before.get(n), **kw) for n, kw in enc}
-                        if after is not None:
-                            after = {n: encode_value(after.get(n), **kw) for n, kw in enc}
-                    txn["total"] += 1
-                    per = txn["per_table"][table] = txn["per_table"].get(table, 0) + 1
-                    event = ChangeEvent(
-                        op=op, db=self.db, table=table, before=before, after=after,
-                        position=SourcePosition(file, start, i, txn["id"] if ":" not in txn["id"] else None),
-                        source_ts_ms=ts_ms, ts_ms=now_ns // 1_000_000, ts_ns=now_ns, connector_name=self.prefix,
-                        server_id=origin, transaction={"id": txn["id"], "total_order": txn["total"], "data_collection_order": per},
-                    )
-                    self._emit(event, ds)
-                    events_total += 1
-                    self.stats.streamed_rows += 1
-                self.stats.last_position = SourcePosition(file, start, len(ev.rows) - 1)
-            self._commit(store, boundary)
+                handler = handlers.get(type(ev), self._on_rows)  # rows: mysql-replication's or native
+                if handler is not None:
+                    handler(st, ev)
+            self._commit(store, st.boundary)
         finally:
             reader.close()
             if hb_conn is not None:
                 hb_conn.close()
+
+    @staticmethod
+    def _forget_table_maps(st: _Streaming) -> None:
+        # Every transaction maps its tables again before its rows. mysql-replication keeps no
+        # map for a table it filters out, so a row event of such a table could find a stale map
+        # under the same table id (ids restart with the server; a resumed reader has seen the
+        # old ones): forget them at every boundary.
+        st.reader.table_map.clear()
+
+    def _on_rotate(self, st: _Streaming, ev) -> None:
+        self._forget_table_maps(st)
+        st.file = ev.next_binlog
+
+    def _on_gtid(self, st: _Streaming, ev) -> None:
+        self._forget_table_maps(st)
+        st.txn = {"id": str(ev.gtid), "total": 0, "per_table": {}, "ts": ev.timestamp}
+
+    def _on_query(self, st: _Streaming, ev) -> None:
+        query = ev.query.strip().upper()
+        if query == "BEGIN":
+            self._forget_table_maps(st)
+            return
+        if query != "COMMIT":
+            # DDL (ALTER TABLE ...): an implicit commit; later table maps carry the new shape.
+            schema = ev.schema.decode() if isinstance(ev.schema, bytes) else ev.schema
+            log.info("schema change at %s:%d in %s", st.file, ev.packet.log_pos, schema)
+        self._on_commit(st, ev)
+
+    def _on_commit(self, st: _Streaming, ev) -> None:
+        """A transaction's end: its END record, and the next restart point (stored now when an
+        exporter's probe was in it: the exporter waits for this very position)."""
+        txn = st.txn
+        if txn and txn["total"]:
+            self._produce(transaction_topic(self.prefix), dumps({"id": txn["id"]}), dumps({
+                "status": "END", "id": txn["id"], "ts_ms": ev.timestamp * 1000, "event_count": txn["total"],
+                "data_collections": [{"data_collection": f"{self.db}.{t}", "event_count": n}
+                                     for t, n in txn["per_table"].items()],
+            }))
+            self.stats.transactions += 1
+        st.boundary = StoredOffset(st.file, ev.packet.log_pos, txn["id"] if txn else st.boundary.gtid, True,
+                                   st.events_total)
+        st.txn = None
+        if self._probe_seen:
+            self._probe_seen, st.next_commit = False, time.monotonic() + self.commit_interval
+            self._commit(st.store, st.boundary)
+
+    def _on_rows(self, st: _Streaming, ev) -> None:
+        """One rows event: a change event per row of a catalog table (the heartbeat table's
+        rows go to :meth:`_heartbeat_seen`)."""
+        end_pos, table = ev.packet.log_pos, ev.table
+        schema = ev.schema.decode() if isinstance(ev.schema, bytes) else ev.schema
+        if schema != self.db:
+            if schema == self.signal and table == HEARTBEAT_TABLE:
+                self._heartbeat_seen(ev, st.file, end_pos, st.store, st.txn)
+            return
+        ds = self._tables.get(table)
+        if ds is None:
+            return
+        if st.txn is None:  # a server without GTIDs: the transaction is file:pos
+            st.txn = {"id": f"{st.file}:{end_pos}", "total": 0, "per_table": {}, "ts": ev.timestamp}
+        txn = st.txn
+        if txn["total"] == 0:
+            self._produce(transaction_topic(self.prefix), dumps({"id": txn["id"]}),
+                          dumps({"status": "BEGIN", "id": txn["id"], "ts_ms": ev.timestamp * 1000,
+                                 "event_count": None, "data_collections": None}))
+        # As Debezium: pos is where the rows event starts (its header's next-position minus its
+        # full length; mysql-replication's event_size leaves out the 19-byte header and the
+        # 4-byte checksum), server_id the originating server's.
+        start = end_pos - ev.packet.event_size
+        gtid = txn["id"] if ":" not in txn["id"] else None
+        ts_ms, now_ns = ev.timestamp * 1000, time.time_ns()
+        for i, (op, before, after) in enumerate(self._row_images(ev)):
+            txn["total"] += 1
+            per = txn["per_table"][table] = txn["per_table"].get(table, 0) + 1
+            self._emit(ChangeEvent(
+                op=op, db=self.db, table=table, before=before, after=after,
+                position=SourcePosition(st.file, start, i, gtid), source_ts_ms=ts_ms, ts_ms=now_ns // 1_000_000,
+                ts_ns=now_ns, connector_name=self.prefix, server_id=ev.packet.server_id,
+                transaction={"id": txn["id"], "total_order": txn["total"], "data_collection_order": per},
+            ), ds)
+            st.events_total += 1
+            self.stats.streamed_rows += 1
+        self.stats.last_position = SourcePosition(st.file, start, len(ev.rows) - 1)
+
+    def _row_images(self, ev):
+        """(op, before, after) of each row, values in the change-event encoding: the native
+        decoder's rows come encoded with their op; mysql-replication's are encoded here."""
+        if getattr(ev, "encoded", False):
+            for row in ev.rows:
+                if ev.op == "c":
+                    yield "c", None, row["values"]
+                elif ev.op == "u":
+                    yield "u", row["before_values"], row["after_values"]
+                else:
+                    yield "d", row["values"], None
+            return
+        enc = self._binlog_encoders(ev)
+        kind = "c" if isinstance(ev, WriteRowsEvent) else "u" if isinstance(ev, UpdateRowsEvent) else "d"
+
+        def encoded(values):
+            return {n: encode_value(values.get(n), **kw) for n, kw in enc}
+
+        for row in ev.rows:
+            if kind == "c":
+                yield "c", None, encoded(row["values"])
+            elif kind == "u":
+                yield "u", encoded(row["before_values"]), encoded(row["after_values"])
+            else:
+                yield "d", encoded(row["values"]), None
 
     def _commit(self, store: OffsetStore, boundary: StoredOffset) -> None:
         """Flush, then store the restart point (never the other way round)."""

@@ -18,7 +18,7 @@ import pymysql
 from snapsync.connectors.state import connect_source, connect_state, signal_table
 from snapsync.control import sync_groups
 from snapsync.control.audit import flush_outbox, record_source_audit
-from snapsync.schemas.catalog import DataSet, sync_datasets
+from snapsync.schemas.catalog import DataSet
 from snapsync.schemas.config import Settings
 from snapsync.schemas.control import SyncGroup, utcnow
 from snapsync.schemas.events import image_texts

@@ -27,18 +27,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
-import pymysql
 
+from snapsync.connectors.dialect import Dialect
 from snapsync.connectors.kafka import check_reachable
 from snapsync.connectors.lag import end_offsets
-from snapsync.connectors.dialect import Dialect
 from snapsync.connectors.mysql import binlog_end
 from snapsync.connectors.offsets import WATERMARK_PROBE, committed_position, write_heartbeat
 from snapsync.connectors.state import connect_source, connect_state
 from snapsync.schemas.catalog import dataset, incremental_datasets
 from snapsync.schemas.config import Settings
 from snapsync.schemas.control import utcnow
-from snapsync.schemas.errors import ConfigError, DataError, FatalError, RetriableError
+from snapsync.schemas.errors import DataError, RetriableError
 from snapsync.schemas.events import SourcePosition
 from snapsync.schemas.topics import change_topic
 from snapsync.schemas.validation import check_image

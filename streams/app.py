@@ -4,42 +4,28 @@ the incremental data sets) and the runner of Data Sync's queued copies and undos
 (``control/sync_tasks.py``: the writes people ask for from the web app or the CLI, made here
 because only the worker's login may write the practice data).
 
-* ``sync_fanout`` consumes the change topics of the sync data sets. An insert or update of
-  a sync-from customer's item becomes one command per sync-to customer on
-  ``<prefix>.sync.commands`` (keyed by the target customer, so one target's commands are
-  applied in order), unless it is the applier's own write coming back (echo).
-* ``sync_apply`` consumes the commands and applies each in one database transaction
-  (``streams/sync_apply.py``).
+The agents (``sync_fanout``, ``sync_apply``) are ``streams/agents.py``; this module makes the
+faust app around them, checks the schemas and topics, and runs the process.
 
 Delivery: faust commits a source offset only after the agent finished the event; the
 commands are awaited until the broker acknowledged them, so a ``kill -9`` replays at most
 the events in flight, and the applier's "applied" mark makes replays no-ops.
-
-Errors: a malformed event goes to ``<prefix>.dlq`` with the reason (headers ``reason``,
-``topic``) and the agent goes on; a database outage is retried with back-off; anything
-else stops the whole worker with exit code 70 (faust would otherwise keep a crashed agent
-in a worker that looks alive while its partitions stand still).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import faust
 
 from snapsync.connectors.files import private_dir
 from snapsync.connectors.kafka import ensure_topics
-from snapsync.connectors.metrics import DEAD_LETTERS
 from snapsync.connectors.state import connect_source, connect_state
 from snapsync.control.audit import flush_outbox
 from snapsync.schemas.catalog import incremental_datasets, sync_datasets
 from snapsync.schemas.config import Settings, settings_env
-from snapsync.schemas.errors import DataError
-from snapsync.schemas.events import dumps
 from snapsync.schemas.topics import (
     change_topic,
     commands_topic,
@@ -49,9 +35,7 @@ from snapsync.schemas.topics import (
     worker_topics,
 )
 from snapsync.streams import metrics
-from snapsync.streams.decode import decode_change, decode_command
-from snapsync.connectors.failures import Backoff, dead_letter, safe_reason, waits
-from snapsync.streams.sync_apply import apply_command, fanout_plan, record_pending
+from snapsync.streams.agents import WorkerContext, apply_commands, fan_out
 
 log = logging.getLogger("snapsync.worker")
 PARTITIONS = 3
@@ -78,72 +62,8 @@ def _short_fetch_wait() -> None:
             super().__init__(*args, **kwargs)
 
     aiokafka.AIOKafkaConsumer = ShortWaitConsumer
-APPLY_BATCH = 500
 #: The largest message the worker reads and writes (faust's default is 1 MB).
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
-APPLY_CONNECTIONS = 16
-
-
-#: Threads for database calls: one per applier connection and the fan-out's, so that every
-#: lane really runs side by side (asyncio's default executor has cores + 4 threads).
-DB_THREADS = ThreadPoolExecutor(max_workers=APPLY_CONNECTIONS + 2, thread_name_prefix="db")
-
-
-class Database:
-    """One pair of connections per agent lane: the source (practice data and the signal
-    schema) and the state store. ``run(fn, *args)`` calls ``fn(source, state, *args)``.
-    Calls that fail for a passing or systemic reason (``connectors/failures.py``) are
-    retried with back-off, on new connections, for as long as it takes; a failure of the
-    message itself is raised to the caller."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.conn = None
-        self.state = None
-
-    def get(self):
-        if self.conn is None:
-            self.conn = connect_source(self.settings)
-            # READ COMMITTED: no gap locks, so commands for different targets applied side by
-            # side do not deadlock; one target's commands are applied one after another anyway.
-            self.conn.cursor().execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
-        return self.conn
-
-    def get_state(self):
-        if self.state is None:
-            self.state = connect_state(self.settings)
-        return self.state
-
-    def _drop(self) -> None:
-        for conn in (self.conn, self.state):
-            try:
-                if conn is not None:
-                    conn.close()
-            except Exception:  # noqa: BLE001 - already broken
-                pass
-        self.conn = self.state = None
-
-    async def run(self, fn, *args):
-        backoff = Backoff()
-        while True:
-            try:
-                return await asyncio.get_running_loop().run_in_executor(
-                    DB_THREADS, lambda: fn(self.get(), self.get_state(), *args))
-            except Exception as exc:  # noqa: BLE001 - classified below
-                if not waits(exc):
-                    raise
-                delay = backoff.next()
-                log.warning("database call failed (%s); retrying in %.1fs", safe_reason(exc), delay)
-                self._drop()
-                await asyncio.sleep(delay)
-
-
-def _fatal(exc: BaseException) -> None:
-    """An agent's loop itself failed (not one message): stop the worker so it does not
-    look healthy while its partitions stand still. Never quotes values."""
-    log.critical("agent failed (%s), stopping the worker (exit 70)", safe_reason(exc))
-    logging.shutdown()
-    os._exit(70)
 
 
 def group_id(settings: Settings) -> str:
@@ -152,10 +72,9 @@ def group_id(settings: Settings) -> str:
 
 
 def build_app(settings: Settings, state: metrics.WorkerState | None = None) -> faust.App:
-    """The faust app with the Data Sync agents (``state``: what the metrics port's health
-    checks read)."""
+    """The faust app with the Data Sync agents (``streams/agents.py``; ``state``: what the
+    metrics port's health checks read)."""
     _short_fetch_wait()
-    prefix, db = settings.topic_prefix, settings.db.database
     app = faust.App(
         group_id(settings),
         broker=";".join(f"kafka://{h}" for h in settings.kafka_bootstrap.split(",")),
@@ -172,136 +91,15 @@ def build_app(settings: Settings, state: metrics.WorkerState | None = None) -> f
         value_serializer="raw",
         datadir=str((settings.home / "worker").resolve()),
     )
-    sources = app.topic(*(change_topic(prefix, db, d.table) for d in sync_datasets()),
-                        key_type=bytes, value_type=bytes, partitions=PARTITIONS)
-    commands = app.topic(commands_topic(prefix), key_type=bytes, value_type=bytes, partitions=PARTITIONS)
-    dlq = app.topic(dead_letter_topic(prefix), key_type=bytes, value_type=bytes, partitions=PARTITIONS)
-    notes = app.topic(notifications_topic(prefix), key_type=bytes, value_type=bytes, partitions=PARTITIONS)
-    fan_db = Database(settings)
-    apply_dbs = [Database(settings) for _ in range(APPLY_CONNECTIONS)]
+    ctx = WorkerContext(app, settings, PARTITIONS)
 
-    async def send(topic, key, value, headers=None) -> None:
-        """Produce and wait for the broker's acknowledgement, backing off while it is away."""
-        backoff = Backoff()
-        while True:
-            try:
-                fut = await topic.send(key=key, value=value, headers=headers)
-                await fut
-                return
-            except Exception as exc:  # noqa: BLE001 - classified
-                if not waits(exc):
-                    raise
-                delay = backoff.next()
-                log.warning("the broker did not take a message (%s); retrying in %.1fs", safe_reason(exc), delay)
-                await asyncio.sleep(delay)
-
-    async def send_dead_letter(where: tuple[str, int, int], key, value, reason: str) -> None:
-        topic, partition, offset = where
-        log.warning("dead letter from %s[%d]@%d: %s", topic, partition, offset, reason)  # never row values
-        letter = dead_letter(topic, partition, offset, key, value, reason)
-        await send(dlq, letter.key, letter.value, dict(letter.headers))
-        DEAD_LETTERS.labels(topic).inc()
-
-    async def guarded(where, key, value, work, what: str) -> bool:
-        """Run ``work()`` for one message: passing failures are retried, anything about the
-        message dead-letters it. True when the work completed."""
-        backoff = Backoff()
-        while True:
-            try:
-                await work()
-                return True
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - every failure is classified
-                if waits(exc):
-                    delay = backoff.next()
-                    log.warning("%s failed (%s); retrying in %.1fs", what, safe_reason(exc), delay)
-                    await asyncio.sleep(delay)
-                    continue
-                await send_dead_letter(where, key, value, f"{what}: {safe_reason(exc)}")
-                return False
-
-    @app.agent(sources)
+    @app.agent(ctx.sources)
     async def sync_fanout(stream):
-        try:
-            async for event in stream.events():
-                msg, key, value = event.message, event.key, event.value
-                if value is None or value == b"":
-                    continue  # tombstone
+        await fan_out(ctx, stream)
 
-                where = (msg.topic, msg.partition, msg.offset)
-                try:
-                    change, _ds = decode_change(msg.topic, key, value)
-                except Exception as exc:  # noqa: BLE001 - decoding is about this message only
-                    await send_dead_letter(where, key, value, safe_reason(exc))
-                    continue
-
-                async def route(change=change):
-                    cmds, account = await fan_db.run(fanout_plan, change)
-                    # every command acknowledged (together) before the source offset is committed
-                    await asyncio.gather(*(send(commands, str(cmd.target_customer).encode(), cmd.to_json())
-                                           for cmd in cmds))
-                    if cmds:
-                        message = await fan_db.run(record_pending, account, change, len(cmds))
-                        await send(notes, dumps({"account_id": account}), dumps(
-                            {"event": "sync_pending", "account_id": account, "message": message,
-                             "table": change.table, "targets": [c.target_customer for c in cmds]}))
-
-                await guarded(where, key, value, route, "cannot route the event")
-                metrics.EVENTS.labels("sync_fanout").inc()
-        except asyncio.CancelledError:
-            raise
-        except BaseException as exc:  # noqa: BLE001
-            _fatal(exc)
-
-    async def apply_in_order(db: Database, lane) -> None:
-        for where, key, value, cmd in lane:
-            async def apply(cmd=cmd):
-                started = time.monotonic()
-                outcome = await db.run(apply_command, cmd)
-                metrics.observe_apply(cmd.source_ts_ms, outcome)
-                log.info("sync %s -> customer %d (%s): %s in %.0f ms", cmd.table, cmd.target_customer,
-                         cmd.mode, outcome, (time.monotonic() - started) * 1000)
-
-            await guarded(where, key, value, apply, "cannot apply the sync command")
-            metrics.EVENTS.labels("sync_apply").inc()
-
-    @app.agent(commands)
+    @app.agent(ctx.commands)
     async def sync_apply(stream):
-        # Commands come in small batches; each target's commands are applied in order, one
-        # transaction each, while different targets proceed side by side on their own
-        # connections. The batch's offsets are committed when all of it is applied.
-        try:
-            async for batch in stream.take_events(APPLY_BATCH, within=0.005):
-                per_target: dict[int, list] = {}
-                for event in batch:
-                    msg = event.message
-                    where = (msg.topic, msg.partition, msg.offset)
-                    try:
-                        cmd = decode_command(event.key, event.value)
-                    except (DataError, ValueError, TypeError) as exc:
-                        await send_dead_letter(where, event.key, event.value, f"malformed sync command: {safe_reason(exc)}")
-                        continue
-                    per_target.setdefault(cmd.target_customer, []).append((where, event.key, event.value, cmd))
-                # Each target's lane takes the next free connection (no round waits for its slowest).
-                free: asyncio.Queue = asyncio.Queue()
-                for db in apply_dbs:
-                    free.put_nowait(db)
-
-                async def run_lane(lane):
-                    db = await free.get()
-                    try:
-                        await apply_in_order(db, lane)
-                    finally:
-                        free.put_nowait(db)
-
-                await asyncio.gather(*(run_lane(lane) for lane in per_target.values()))
-                if per_target:  # the batch's audit records, from the outbox into the state store
-                    await apply_dbs[0].run(flush_outbox)
-        except asyncio.CancelledError:
-            raise
-        except BaseException as exc:  # noqa: BLE001
-            _fatal(exc)
+        await apply_commands(ctx, stream)
 
     app.snapsync_agents = (sync_fanout, sync_apply)  # keep references
     if state is not None:

@@ -4,7 +4,6 @@ metrics and health ports."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time

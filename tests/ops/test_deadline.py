@@ -14,7 +14,7 @@ from snapsync.schemas.schedule import local_to_utc
 from snapsync.schemas.topics import notifications_topic
 from snapsync.sinks.scheduler import run_job, run_round
 from tests.kafka_helpers import read_topic
-from tests.ops.helpers import accounts_db, q, qs
+from tests.ops.helpers import accounts_db, qs
 
 DAY = dt.date(2026, 3, 10)
 

@@ -16,7 +16,7 @@ from snapsync.schemas.messages import ExportJob
 from snapsync.schemas.topics import dead_letter_topic, export_jobs_topic
 from snapsync.sinks.scheduler import JOB_PARTITIONS
 from tests.kafka_helpers import read_topic
-from tests.ops.helpers import accounts_db, free_port, q, qs, spawn, stop, total, value, wait_ready, wait_until
+from tests.ops.helpers import accounts_db, free_port, qs, spawn, stop, total, value, wait_ready, wait_until
 
 DAY = dt.date(2026, 3, 11)
 SECRET = "Zebediah-4471"  # stands for a value that must never reach a reason or a log

@@ -17,7 +17,7 @@ from pathlib import Path
 from snapsync.schemas.schedule import local_to_utc
 from snapsync.sinks.delivery import current_delivery
 from snapsync.sinks.scheduler import delivery_root
-from tests.ops.helpers import accounts_db, free_port, q, qs, run, spawn, stop, total, wait_ready, wait_until
+from tests.ops.helpers import accounts_db, free_port, qs, run, spawn, stop, total, wait_ready, wait_until
 
 ACCOUNTS = 12
 DAY = dt.date(2026, 3, 9)
