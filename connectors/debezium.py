@@ -99,7 +99,11 @@ def server_version(target: DatabaseTarget) -> str:
         return str(cur.fetchone()[0])
 
 
-def render(settings: Settings, *, name: str = "snapsync", server_id: int = 184054,
+#: The replica server id rendered for the connector unless ``--server-id`` says otherwise.
+DEFAULT_SERVER_ID = 184054
+
+
+def render(settings: Settings, *, name: str = "snapsync", server_id: int = DEFAULT_SERVER_ID,
            snapshot_mode: str = "initial", heartbeat_ms: int = 1000, partitions: int = 3,
            connector_class: str = CONNECTOR_CLASS) -> dict[str, Any]:
     """The connector as ``{"name": ..., "config": {...}}`` for ``PUT /connectors/{name}/config``

@@ -11,6 +11,7 @@ from snapsync.connectors.state import connect_state
 from snapsync.control.accounts import account_of, check_customers, require_account
 from snapsync.control.audit import record_audit
 from snapsync.schemas.config import Settings
+from snapsync.schemas.catalog import CATEGORY_HINT
 from snapsync.schemas.control import CLI_CATEGORIES, SyncGroup, utcnow
 from snapsync.schemas.errors import ConfigError, NotFoundError, config_error
 
@@ -19,8 +20,7 @@ def parse_categories(text: str) -> tuple[str, ...]:
     names = [c.strip() for c in text.split(",") if c.strip()]
     unknown = [c for c in names if c not in CLI_CATEGORIES]
     if unknown:
-        raise ConfigError(f"unknown data category {', '.join(unknown)}: use codes, facilities, "
-                          "referring-providers or payers")
+        raise ConfigError(f"unknown data category {', '.join(unknown)}: {CATEGORY_HINT}")
     return tuple(CLI_CATEGORIES[c] for c in names)
 
 

@@ -22,7 +22,31 @@ from dataclasses import dataclass
 from typing import Literal
 
 SyncCategory = Literal["codes", "facilities", "referring_providers", "payers"]
-SYNC_CATEGORIES: tuple[SyncCategory, ...] = ("codes", "facilities", "referring_providers", "payers")
+
+
+@dataclass(frozen=True)
+class CategoryInfo:
+    """One Data Sync category: its name in the CLI and the page, and the product document's words."""
+
+    name: SyncCategory
+    cli: str
+    label: str
+    description: str
+
+
+#: The Data Sync categories, the one table of them (the catalog says which data sets each holds).
+CATEGORY_INFO: tuple[CategoryInfo, ...] = (
+    CategoryInfo("codes", "codes", "Codes", "Procedure, Diagnosis, ICD Procedure, Revenue, Remittance and "
+                 "Adjustment codes, and Fee Schedules. Existing situational modifiers are not copied to procedure codes."),
+    CategoryInfo("facilities", "facilities", "Facilities", "Any updates to the Facility section."),
+    CategoryInfo("referring_providers", "referring-providers", "Referring Providers",
+                 "Any updates to the Referring Providers section."),
+    CategoryInfo("payers", "payers", "Payers",
+                 "Any updates to the Payers section. Existing Payer Billing Options are not copied to payers."),
+)
+SYNC_CATEGORIES: tuple[SyncCategory, ...] = tuple(c.name for c in CATEGORY_INFO)
+#: What to say when a category name is unknown.
+CATEGORY_HINT = "use " + ", ".join(c.cli for c in CATEGORY_INFO[:-1]) + f" or {CATEGORY_INFO[-1].cli}"
 
 
 @dataclass(frozen=True)

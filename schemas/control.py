@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from snapsync.schemas.catalog import CATEGORY_HINT, CATEGORY_INFO
+
 Role = Literal["auth-rep", "viewer"]
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -40,8 +42,7 @@ class User(BaseModel):
 
 
 SyncMode = Literal["create-only", "override"]
-CLI_CATEGORIES = {"codes": "codes", "facilities": "facilities", "referring-providers": "referring_providers",
-                  "payers": "payers"}
+CLI_CATEGORIES = {c.cli: c.name for c in CATEGORY_INFO}
 
 
 class SyncGroup(BaseModel):
@@ -72,8 +73,7 @@ class SyncGroup(BaseModel):
             raise ValueError("choose at least one data category")
         unknown = [c for c in v if c not in CLI_CATEGORIES.values()]
         if unknown:
-            raise ValueError(f"unknown data category {', '.join(unknown)}: use codes, facilities, "
-                             "referring-providers or payers")
+            raise ValueError(f"unknown data category {', '.join(unknown)}: {CATEGORY_HINT}")
         return tuple(sorted(set(v)))
 
 

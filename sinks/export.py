@@ -20,6 +20,7 @@ from snapsync.schemas.catalog import DATASETS, DataSet
 from snapsync.schemas.config import Settings
 from snapsync.schemas.control import Container, Format, Kind, Packaging
 from snapsync.schemas.errors import ConfigError, RetriableError
+from snapsync.schemas.schedule import NY
 from snapsync.schemas.events import image_texts
 from snapsync.sinks import incremental as inc
 from snapsync.sinks.delivery import Delivery, check_root
@@ -31,7 +32,6 @@ from snapsync.sinks.source_schema import read_datasets, schema_diff
 
 log = logging.getLogger("snapsync.export")
 
-NY = "America/New_York"
 
 
 @dataclass
@@ -253,7 +253,5 @@ def _write_changes(w: PackageWriter, ds: DataSet, changes: inc.Changes) -> None:
 
 
 def _ny(utc_text: str) -> str:
-    from zoneinfo import ZoneInfo
-
     t = dt.datetime.fromisoformat(utc_text).replace(tzinfo=dt.timezone.utc)
-    return t.astimezone(ZoneInfo(NY)).isoformat()
+    return t.astimezone(NY).isoformat()

@@ -26,8 +26,9 @@ ConnectUrl = Annotated[Optional[str], typer.Option(
     help="Kafka Connect REST URL, e.g. http://connect:8083 (default: the worker of `snapsync local up --connect`).")]
 NameOpt = Annotated[str, typer.Option("--name", envvar="SNAPSYNC_CONNECTOR", show_envvar=True,
                                       help="Connector name (unique on the Connect cluster).")]
-ServerIdOpt = Annotated[int, typer.Option("--server-id", min=1, max=4294967295,
-                                          help="database.server.id: unique among the server's replicas.")]
+ServerIdOpt = Annotated[Optional[int], typer.Option("--server-id", min=1, max=4294967295,
+                                                    help="database.server.id: unique among the server's replicas "
+                                                    "(default 184054, connectors/debezium.py DEFAULT_SERVER_ID).")]
 ClassOpt = Annotated[Optional[str], typer.Option(
     "--connector-class",
     help="mysql, mariadb or a full class name (default: chosen from the server's SELECT VERSION(): "
@@ -79,14 +80,14 @@ def _connector_class(choice: str | None, config: Path | None) -> str:
     return cls
 
 
-def _connector(file: Path | None, config: Path | None, name: str, server_id: int, snapshot_mode: str,
+def _connector(file: Path | None, config: Path | None, name: str, server_id: int | None, snapshot_mode: str,
                choice: str | None) -> dict[str, Any]:
     """The connector from ``--file`` ({name, config} or a bare config), else the rendered one."""
-    from snapsync.connectors.debezium import render
+    from snapsync.connectors.debezium import DEFAULT_SERVER_ID, render
 
     if file is None:
-        return render(settings(config), name=name, server_id=server_id, snapshot_mode=snapshot_mode,
-                      connector_class=_connector_class(choice, config))
+        return render(settings(config), name=name, server_id=server_id or DEFAULT_SERVER_ID,
+                      snapshot_mode=snapshot_mode, connector_class=_connector_class(choice, config))
     try:
         data = json.loads(file.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
@@ -131,7 +132,7 @@ def _exit_unless(st: dict[str, Any], want: str) -> None:
 @app.command("render")
 def connector_render(
     name: NameOpt = "snapsync",
-    server_id: ServerIdOpt = 184054,
+    server_id: ServerIdOpt = None,
     snapshot_mode: SnapshotOpt = "initial",
     connector_class: ClassOpt = None,
     config: ConfigOpt = None,
@@ -152,7 +153,7 @@ def connector_prepare(
     from snapsync.connectors.debezium import MYSQL_CONNECTOR, prepare
 
     # The class does not matter here: no need to ask the server for it.
-    connector = _connector(file, config, name, 184054, "initial", None if file else MYSQL_CONNECTOR)
+    connector = _connector(file, config, name, None, "initial", None if file else MYSQL_CONNECTOR)
     done = prepare(connector["config"])
     made = f"heartbeat and signal tables ready in `{done.schema}`"
     _say(f"database ready for Debezium ({done.server}): grants and binlog settings OK; {made}")
@@ -170,7 +171,7 @@ def connector_validate(
     """Validate a connector config here and on the Connect worker; print each failing field (exit 2)."""
     from snapsync.connectors.debezium import check_config
 
-    connector = _connector(file, config, name, 184054, "initial", connector_class)
+    connector = _connector(file, config, name, None, "initial", connector_class)
     cfg = connector["config"]
     problems = check_config(cfg) or _client(connect_url, retries, config, cfg.get("database.password")).validate(
         cfg, connector["name"])
@@ -186,7 +187,7 @@ def connector_deploy(
     connect_url: ConnectUrl = None,
     file: FileOpt = None,
     name: NameOpt = "snapsync",
-    server_id: ServerIdOpt = 184054,
+    server_id: ServerIdOpt = None,
     snapshot_mode: SnapshotOpt = "initial",
     connector_class: ClassOpt = None,
     skip_prepare: SkipPrepareOpt = False,

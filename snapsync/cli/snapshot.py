@@ -34,20 +34,17 @@ def _run_export(config, customers: str, format_: str, packaging: str, container:
                 watermark_timeout: float = 300.0) -> None:
     from typing import get_args
 
-    from snapsync.schemas.control import Format
+    from snapsync.schemas.control import Container, Format, Kind, Packaging
     from snapsync.schemas.errors import ConfigError
     from snapsync.sinks.delivery import check_root
     from snapsync.sinks.export import ExportRequest, export_snapshot
 
     problems = []
-    if format_ not in get_args(Format):
-        problems.append(f"--format {format_!r}: use {', '.join(get_args(Format))}")
-    if packaging not in ("per-customer", "combined"):
-        problems.append(f"--packaging {packaging!r}: use per-customer or combined")
-    if container not in ("folder", "zip"):
-        problems.append(f"--container {container!r}: use folder or zip")
-    if kind not in ("full", "incremental"):
-        problems.append(f"--kind {kind!r}: use full or incremental")
+    for option, value, vocabulary in (("--format", format_, Format), ("--packaging", packaging, Packaging),
+                                      ("--container", container, Container), ("--kind", kind, Kind)):
+        words = get_args(vocabulary)  # the one vocabulary: schemas/control.py
+        if value not in words:
+            problems.append(f"{option} {value!r}: use {', '.join(words)}")
     cutoff_utc = None
     if kind == "incremental":
         from snapsync.schemas.schedule import parse_instant

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from zoneinfo import ZoneInfo
 
-NY = ZoneInfo("America/New_York")
+from snapsync.schemas.schedule import NY  # the one zone of the product
 
 
 def local(utc_iso: str) -> str:

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
+from snapsync.schemas.catalog import CATEGORY_INFO
 from snapsync.control import accounts, data_sync, sync_groups
 from snapsync.schemas.control import SyncGroup
 from snapsync.schemas.errors import ConfigError
@@ -15,14 +16,8 @@ from snapsync.web.pages import int_list, render
 
 router = APIRouter(include_in_schema=False)
 
-#: The product document's Data Options, in its words.
-CATEGORIES = (
-    ("codes", "Codes", "Procedure, Diagnosis, ICD Procedure, Revenue, Remittance and Adjustment codes, and Fee "
-                       "Schedules. Existing situational modifiers are not copied to procedure codes."),
-    ("facilities", "Facilities", "Any updates to the Facility section."),
-    ("referring_providers", "Referring Providers", "Any updates to the Referring Providers section."),
-    ("payers", "Payers", "Any updates to the Payers section. Existing Payer Billing Options are not copied to payers."),
-)
+#: The product document's Data Options, in its words (schemas/catalog.py CATEGORY_INFO).
+CATEGORIES = tuple((c.name, c.label, c.description) for c in CATEGORY_INFO)
 
 
 def group_of(access: AccountAccess):
