@@ -120,7 +120,7 @@ STATE_TABLES: dict[str, str] = {
   `added_at` DATETIME(6) NOT NULL,
   PRIMARY KEY (`group_id`, `target_customer`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
-    # The deltas agent's durable staging: per customer and window, the newest image (or the
+    # The deltas stage's durable staging: per customer and window, the newest image (or the
     # delete) of every changed row of the incremental data sets.
     "snapsync_delta": """CREATE TABLE IF NOT EXISTS `snapsync_delta` (
   `customer_id` INT UNSIGNED NOT NULL,

@@ -3,7 +3,7 @@
 One ``mariadb``/``mysql`` command-line client session runs a script: open a
 consistent-read transaction, report the binlog position of that snapshot, then one
 ``SELECT`` per (data set, customers) whose single column is the row already formatted by
-the server (a .DAT line or an SQL tuple, see ``dat_format`` / ``sql_format``). The client
+the server (a .DAT line or an SQL tuple: ``sinks/formats/``' ``row_expr``). The client
 runs in ``--batch --raw --quick`` mode and streams the lines out; Python only cuts the
 stream into files, counts rows and hashes.
 

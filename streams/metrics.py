@@ -1,4 +1,4 @@
-"""Metrics and health of ``snapsync worker`` (the faust agents); docs/operations.md lists them.
+"""Metrics and health of ``snapsync worker`` (the faust agents and the deltas stage); docs/operations.md lists them.
 
 faust runs an asyncio loop; the metrics port is served from a thread
 (``connectors/metrics.serve``), and the consumer lag is measured by another thread on its

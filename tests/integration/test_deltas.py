@@ -1,4 +1,4 @@
-"""The deltas agent: durable per-customer, per-window staging of the incremental data sets,
+"""The deltas stage: durable per-customer, per-window staging of the incremental data sets,
 with SET TIMESTAMP placing changes on chosen days (real capture, broker and worker)."""
 
 from __future__ import annotations

@@ -102,7 +102,7 @@ def test_capture_lag_moves_when_capture_stalls_and_recovers(pipeline):
 def test_worker_lag_moves_when_the_deltas_agent_is_held_and_recovers(pipeline):
     s, _log, _cport, wport, _procs = pipeline
     wait_until(lambda: worker_lag(s, wport) == 0, timeout=60, what="worker caught up")
-    # Hold the staging progress table: the deltas agent waits, capture and the source go on.
+    # Hold the staging progress table: the deltas stage waits, capture and the source go on.
     holder = connect(s.state, autocommit=True)
     try:
         holder.cursor().execute("LOCK TABLES snapsync_delta_progress WRITE")
