@@ -1,6 +1,6 @@
 """Data Sync in the stream: turning a source edit into commands (fan-out), and applying a
-command to a target customer. Plain functions over pymysql connections; the faust agents (``streams/agents.py``)
-(``streams/app.py``) only move messages to and from them.
+command to a target customer. Plain functions over pymysql connections; the faust agents
+(``streams/agents.py``) only move messages to and from them.
 
 * Items are matched by the data set's natural key within a customer, never by id.
 * create-only creates a missing item and never modifies an existing one; override makes
