@@ -76,6 +76,15 @@ def connect(target: DatabaseTarget, *, database: bool = True, **kwargs: Any) -> 
     return conn
 
 
+def close_quietly(conn) -> None:
+    """Close a connection that may be broken already (after a failure): never raises."""
+    try:
+        if conn is not None:
+            conn.close()
+    except Exception:  # noqa: BLE001 - already broken
+        pass
+
+
 def ensure_database(target: DatabaseTarget) -> None:
     """CREATE DATABASE IF NOT EXISTS for the configured database."""
     with connect(target, database=False) as conn:

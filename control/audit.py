@@ -24,18 +24,20 @@ def actor() -> str:
     return os.environ.get("SNAPSYNC_ACTOR") or getpass.getuser()
 
 
+def _insert(cur, table: str, account_id, entity, entity_id, action, before, after, detail, who) -> int:
+    def js(value):
+        return None if value is None else json.dumps(value, default=str)
+
+    cur.execute(f"INSERT INTO {table} (at, actor, account_id, entity, entity_id, action, before_json, after_json, "
+                "detail) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (utcnow(), who or actor(), account_id, entity, entity_id, action, js(before), js(after), js(detail)))
+    return cur.lastrowid
+
+
 def record_audit(cur, *, account_id: int | None, entity: str, entity_id: str | None, action: str,
                  before: Any = None, after: Any = None, detail: Any = None, who: str | None = None) -> int:
     """Append one audit record in the caller's transaction; returns its id."""
-    cur.execute(
-        "INSERT INTO snapsync_audit (at, actor, account_id, entity, entity_id, action, before_json, after_json, detail) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        (utcnow(), who or actor(), account_id, entity, entity_id, action,
-         None if before is None else json.dumps(before, default=str),
-         None if after is None else json.dumps(after, default=str),
-         None if detail is None else json.dumps(detail, default=str)),
-    )
-    return cur.lastrowid
+    return _insert(cur, "snapsync_audit", account_id, entity, entity_id, action, before, after, detail, who)
 
 
 def record_source_audit(cur, *, account_id: int | None, entity: str, entity_id: str | None, action: str,
@@ -45,15 +47,8 @@ def record_source_audit(cur, *, account_id: int | None, entity: str, entity_id: 
     its journal id."""
     from snapsync.connectors.state import signal_table
 
-    cur.execute(
-        f"INSERT INTO {signal_table(cur.connection, 'snapsync_audit_outbox')} (at, actor, account_id, entity, "
-        "entity_id, action, before_json, after_json, detail) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        (utcnow(), who or actor(), account_id, entity, entity_id, action,
-         None if before is None else json.dumps(before, default=str),
-         None if after is None else json.dumps(after, default=str),
-         None if detail is None else json.dumps(detail, default=str)),
-    )
-    return cur.lastrowid
+    return _insert(cur, signal_table(cur.connection, "snapsync_audit_outbox"), account_id, entity, entity_id,
+                   action, before, after, detail, who)
 
 
 #: Outbox records moved per round trip.

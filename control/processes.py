@@ -15,6 +15,7 @@ import socket
 import threading
 import uuid
 
+from snapsync.connectors.mysql import close_quietly
 from snapsync.connectors.state import connect_state
 
 log = logging.getLogger("snapsync.processes")
@@ -70,11 +71,7 @@ class Beacon:
                 first = False
             except Exception as exc:  # noqa: BLE001 - a missed beat; the next one tries again
                 log.debug("process beat failed (%s)", type(exc).__name__)
-                try:
-                    if conn is not None:
-                        conn.close()
-                except Exception:  # noqa: BLE001 - already broken
-                    pass
+                close_quietly(conn)
                 conn = None
             self._stop.wait(self.interval)
         if conn is not None:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from snapsync.connectors.failures import Backoff
+from snapsync.connectors.mysql import close_quietly
 from snapsync.control.audit import actor
 from snapsync.control.notifications import notify
 from snapsync.schemas.config import Settings
@@ -241,11 +242,7 @@ class TaskRunner:
             except Exception as exc:  # noqa: BLE001 - the next turn tries again
                 delay = backoff.next()
                 log.warning("sync tasks paused (%s); trying again in %.1fs", type(exc).__name__, delay)
-                try:
-                    if conn is not None:
-                        conn.close()
-                except Exception:  # noqa: BLE001 - already broken
-                    pass
+                close_quietly(conn)
                 conn = None
             self.stop.wait(delay)
         if conn is not None:

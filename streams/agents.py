@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from snapsync.connectors.failures import Backoff, dead_letter, safe_reason, waits
 from snapsync.connectors.metrics import DEAD_LETTERS
+from snapsync.connectors.mysql import close_quietly
 from snapsync.connectors.state import connect_source, connect_state
 from snapsync.control.audit import flush_outbox
 from snapsync.schemas.catalog import sync_datasets
@@ -71,12 +72,8 @@ class Database:
         return self.state
 
     def _drop(self) -> None:
-        for conn in (self.conn, self.state):
-            try:
-                if conn is not None:
-                    conn.close()
-            except Exception:  # noqa: BLE001 - already broken
-                pass
+        close_quietly(self.conn)
+        close_quietly(self.state)
         self.conn = self.state = None
 
     async def run(self, fn, *args):

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
 from snapsync.connectors.kafka import producer
+from snapsync.connectors.mysql import close_quietly
 from snapsync.connectors.state import connect_state
 from snapsync.schemas.config import Settings
 from snapsync.schemas.topics import dead_letter_topic, deltas_group, deltas_topics
@@ -79,11 +80,7 @@ class DeltaStager:
                     raise
                 delay = backoff.next()
                 log.warning("deltas: database call failed (%s); retrying in %.1fs", safe_reason(exc), delay)
-                try:
-                    if self._conn is not None:
-                        self._conn.close()
-                except Exception:  # noqa: BLE001 - already broken
-                    pass
+                close_quietly(self._conn)
                 self._conn = None
                 stop.wait(delay)
 
