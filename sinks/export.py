@@ -27,7 +27,8 @@ from snapsync.sinks.delivery import Delivery, check_root
 from snapsync.sinks.formats import get_format
 from snapsync.sinks.package import PackageWriter
 from snapsync.sinks.server_side import ServerSideReader, server_can_write
-from snapsync.sinks.source_reader import ConsistentReader, Query
+from snapsync.sinks.parallel_reader import ParallelClientReader
+from snapsync.sinks.source_reader import Query
 from snapsync.sinks.source_schema import read_datasets, schema_diff
 
 log = logging.getLogger("snapsync.export")
@@ -154,8 +155,8 @@ def export_snapshot(settings: Settings, req: ExportRequest, out: Path, *,
         parts = delivery.staging / ".parts"
         if req.server_side and server_can_write(settings.db, delivery.staging):
             reader = ServerSideReader(settings.db, parts, dialect, sessions=2)
-        else:
-            reader = ConsistentReader(settings.db, dialect)
+        else:  # the remote path: the server streams the lines to clients here, in several sessions
+            reader = ParallelClientReader(settings.db, dialect, parts, sessions=2)
     except BaseException:
         delivery.abort()
         raise

@@ -66,6 +66,26 @@ class Query:
             s += f" LIMIT {int(self.limit)}"
         return s + ";"
 
+    def script(self) -> list[str]:
+        """The section's statements for a client script, which cannot look at a result before
+        it sends the next statement. A per-customer section with an integer key reads, in the
+        snapshot, the customer's key range and row count (one lookup in the customer index),
+        then its rows through the clustered index when that range holds at most twice as many
+        keys as the customer has rows (rows stored together, the common case), through the
+        customer index otherwise. Of the two statements the optimizer finds one an impossible
+        WHERE (user variables are constants to it): it reads nothing."""
+        if self.customer is None or not self.pk or self.limit is not None or not self.where:
+            return [self.sql()]
+        pk, table = f"`{self.pk}`", f"`{self.table}`"
+        order = f" ORDER BY {self.order_by}" if self.order_by else ""
+        return [
+            f"SELECT MIN({pk}), MAX({pk}), COUNT(*) INTO @lo, @hi, @n FROM {table} WHERE {self.where};",
+            "SET @dense = @n > 0 AND @hi - @lo + 1 <= 2 * @n;",
+            f"SELECT {self.expr} FROM {table} FORCE INDEX (PRIMARY) WHERE @dense AND {pk} BETWEEN @lo AND @hi "
+            f"AND {self.where}{order};",
+            f"SELECT {self.expr} FROM {table} WHERE NOT @dense AND {self.where}{order};",
+        ]
+
 
 def disjoint_ranges(ranges: dict[int, tuple[int, int]]) -> dict[int, tuple[int, int]]:
     """The customers whose primary-key range ``[lo, hi]`` overlaps no other customer's: their
@@ -93,14 +113,55 @@ def _marker(text: str) -> str:
     return f"SELECT CONCAT(CHAR(0 USING utf8mb4), '{text}');"
 
 
-def build_script(queries: list[Query], dialect: Dialect) -> str:
-    lines = snapshot_script_lines(dialect, lambda: _marker("POS"))
-    for i, q in enumerate(queries):
+def build_script(queries: list[Query], dialect: Dialect, *, numbers: list[int] | None = None,
+                 before: list[str] = ()) -> str:
+    """The client's script: ``before`` (a barrier), the snapshot, then each query under the
+    marker of its number (``numbers``: the sections' numbers in the whole export)."""
+    lines = [*before, *snapshot_script_lines(dialect, lambda: _marker("POS"))]
+    for i, q in zip(numbers if numbers is not None else range(len(queries)), queries):
         lines.append(_marker(f"Q{i}"))
-        lines.append(q.sql())
+        lines.extend(q.script())
     lines.append(_marker("END"))
     lines.append("COMMIT;")
     return "\n".join(lines) + "\n"
+
+
+def start_client(target: DatabaseTarget, script: str, tmp: str, name: str = "export") -> subprocess.Popen:
+    """The command-line client running ``script`` (its stdout a pipe, its stderr in
+    ``proc.errfile``), files in the private folder ``tmp``."""
+    # The password goes in a private options file, never on the command line.
+    opts = os.path.join(tmp, f"{name}.cnf")
+    fd = os.open(opts, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("[client]\n")
+        f.write(f"user={target.user}\n")
+        if target.password:
+            # Option-file value: inside double quotes, backslash and quote are escaped
+            # (an unescaped \b, \t, \n ... would be read as a control character).
+            escaped = target.password.replace("\\", "\\\\").replace('"', '\\"')
+            f.write(f'password="{escaped}"\n')
+    cmd = [client_binary(), f"--defaults-extra-file={opts}", f"--host={target.host}", f"--port={target.port}",
+           "--protocol=TCP", "--batch", "--raw", "--skip-column-names", "--quick", "--default-character-set=utf8mb4",
+           "--max-allowed-packet=1G", "--no-auto-rehash", target.database]
+    # The script goes in from a file: writing it to a pipe while the client's output is not
+    # yet being read would deadlock once both pipes are full.
+    script_path = os.path.join(tmp, f"{name}.sql")
+    with open(script_path, "w", encoding="utf-8") as f:
+        f.write(script)
+    errf = tempfile.TemporaryFile()
+    with open(script_path, "rb") as stdin:
+        proc = subprocess.Popen(cmd, stdin=stdin, stdout=subprocess.PIPE, stderr=errf)
+    proc.errfile = errf
+    return proc
+
+
+def client_failure(proc: subprocess.Popen, rc: int) -> Exception:
+    """The error of a client that exited with ``rc`` (its message is the server's, no row values)."""
+    proc.errfile.seek(0)
+    message = proc.errfile.read().decode("utf-8", "replace").strip()
+    if "Access denied" in message:
+        return FatalError(f"the database refused the export's login: {message}")
+    return RetriableError(f"the export read failed (client exit {rc}): {message}")
 
 
 class ConsistentReader:
@@ -117,32 +178,8 @@ class ConsistentReader:
         self.dialect = dialect
 
     def read(self, queries: list[Query]) -> Iterator[tuple]:
-        script = build_script(queries, self.dialect)
         with tempfile.TemporaryDirectory(prefix="snapsync-client-") as tmp:
-            # The password goes in a private options file, never on the command line.
-            opts = os.path.join(tmp, "client.cnf")
-            fd = os.open(opts, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write("[client]\n")
-                f.write(f"user={self.target.user}\n")
-                if self.target.password:
-                    # Option-file value: inside double quotes, backslash and quote are escaped
-                    # (an unescaped \b, \t, \n ... would be read as a control character).
-                    escaped = self.target.password.replace("\\", "\\\\").replace('"', '\\"')
-                    f.write(f'password="{escaped}"\n')
-            cmd = [client_binary(), f"--defaults-extra-file={opts}", f"--host={self.target.host}",
-                   f"--port={self.target.port}", "--protocol=TCP", "--batch", "--raw", "--skip-column-names",
-                   "--quick", "--default-character-set=utf8mb4", "--max-allowed-packet=1G", "--no-auto-rehash",
-                   self.target.database]
-            # The script goes in from a file: writing it to a pipe while the client's output
-            # is not yet being read would deadlock once both pipes are full.
-            script_path = os.path.join(tmp, "export.sql")
-            with open(script_path, "w", encoding="utf-8") as f:
-                f.write(script)
-            errf = tempfile.TemporaryFile()
-            stdin = open(script_path, "rb")
-            proc = subprocess.Popen(cmd, stdin=stdin, stdout=subprocess.PIPE, stderr=errf)
-            stdin.close()
+            proc = start_client(self.target, build_script(queries, self.dialect), tmp)
             try:
                 assert proc.stdout
                 yield from self._sections(proc.stdout)
@@ -152,11 +189,7 @@ class ConsistentReader:
                     proc.kill()
                     proc.wait()
             if rc != 0:
-                errf.seek(0)
-                message = errf.read().decode("utf-8", "replace").strip()
-                if "Access denied" in message:
-                    raise FatalError(f"the database refused the export's login: {message}")
-                raise RetriableError(f"the export read failed (client exit {rc}): {message}")
+                raise client_failure(proc, rc)
 
     def _sections(self, stream) -> Iterator[tuple]:
         buf = b""

@@ -252,14 +252,15 @@ def test_bad_export_requests_are_refused(seeded_db, base_settings, tmp_path):
         export_snapshot(seeded_db, ExportRequest([]), tmp_path)
 
 
-def test_per_customer_reads_are_exact_when_customers_interleave(base_settings, tmp_path):
+@PATHS
+def test_per_customer_reads_are_exact_when_customers_interleave(base_settings, tmp_path, server_side):
     """Customers whose rows form a key range of their own are read through the clustered
     index; others through their customer index. Interleave the rows (new rows of customer 1
     after customer 2's, a customer 3 row inside customer 2's range) and every package still
     holds exactly its customer's rows."""
     from snapsync.seed import seed
 
-    s = settings_for(base_settings, "interleave")
+    s = settings_for(base_settings, f"interleave{int(server_side)}")
     new_database(s)
     with connect(s.db) as conn:
         seed(conn, customers=3, scale=0.01, seed_value=4)
@@ -269,9 +270,52 @@ def test_per_customer_reads_are_exact_when_customers_interleave(base_settings, t
             cur.execute(f"INSERT INTO charge ({cols}) SELECT {cols.replace('`customer_id`', str(customer))} "
                         f"FROM charge WHERE customer_id = 2 ORDER BY id LIMIT 5")
         conn.commit()
-    result = export_snapshot(s, ExportRequest([1, 2, 3], "dat", "per-customer"), tmp_path / "out")
+    result = export_snapshot(s, ExportRequest([1, 2, 3], "dat", "per-customer", server_side=server_side),
+                             tmp_path / "out")
     for customer in (1, 2, 3):
         for ds in DATASETS:
             lines = (result.path / f"customer-{customer}" / f"{ds.table}.DAT").read_bytes().split(b"\n")[1:-1]
             ids = [int(line.split(b"\t", 1)[0]) for line in lines]
             assert ids == [r[0] for r in customer_rows(s, ds.table, [customer])], (customer, ds.table)
+
+
+def test_the_remote_paths_sessions_read_one_snapshot_while_writers_commit(seeded_db, tmp_path):
+    """The client path reads in two sessions; a writer commits all the time, each transaction
+    changing a row of two tables that different sessions read. Every package must show both
+    rows from the same transaction: the sessions saw one snapshot (or, when a commit kept
+    landing between them, one session read everything)."""
+    import threading
+
+    s = seeded_db
+    stop = threading.Event()
+    with connect(s.db) as conn:
+        cur = conn.cursor()
+        cur.execute("SELECT MIN(id) FROM patient WHERE customer_id = 1")
+        patient = cur.fetchone()[0]
+        cur.execute("SELECT MIN(id) FROM cpt_code WHERE customer_id = 1")
+        code = cur.fetchone()[0]
+
+    def writer():
+        n = 0
+        with connect(s.db) as conn:
+            cur = conn.cursor()
+            while not stop.is_set():
+                n += 1
+                cur.execute("UPDATE patient SET city = %s WHERE id = %s", (f"n{n}", patient))
+                cur.execute("UPDATE cpt_code SET description = %s WHERE id = %s", (f"n{n}", code))
+                conn.commit()
+
+    t = threading.Thread(target=writer, daemon=True)
+    t.start()
+    try:
+        for i in range(6):
+            result = export_snapshot(s, ExportRequest([1], "dat", "combined", server_side=False), tmp_path / f"o{i}")
+            pkg = result.path / "combined"
+            city = next(line.split("\t") for line in (pkg / "patient.DAT").read_text().splitlines()
+                        if line.split("\t")[0] == str(patient))
+            desc = next(line.split("\t") for line in (pkg / "cpt_code.DAT").read_text().splitlines()
+                        if line.split("\t")[0] == str(code))
+            assert f"\t{[c for c in city if c.startswith('n') and c[1:].isdigit()][0]}" in "\t" + "\t".join(desc)
+    finally:
+        stop.set()
+        t.join(10)
