@@ -34,10 +34,11 @@ def stack_settings(database: str, **extra) -> Settings:
     return s
 
 
-def bench_settings(database: str = "bench", **extra) -> Settings:
-    """The bench stack (started if needed) and a database seeded with the large data set."""
+def bench_settings(database: str = "bench", customers: int = CUSTOMERS, **extra) -> Settings:
+    """The bench stack (started if needed) and a database seeded with the large data set
+    (``customers`` of scale ``SCALE``)."""
     s = stack_settings(database, **extra)
-    expected = plan(CUSTOMERS, SCALE).counts["patient"] * CUSTOMERS
+    expected = plan(customers, SCALE).counts["patient"] * customers
     with connect(s.db) as conn:
         cur = conn.cursor()
         try:
@@ -47,7 +48,7 @@ def bench_settings(database: str = "bench", **extra) -> Settings:
             have = -1
         if have != expected:
             t = time.monotonic()
-            p = seed(conn, CUSTOMERS, SCALE, 1, accounts=1)  # one billing service owning every customer
+            p = seed(conn, customers, SCALE, 1, accounts=1)  # one billing service owning every customer
             print(f"seeded {p.total_rows:,} rows in {time.monotonic() - t:.1f}s")
     return s
 
