@@ -6,13 +6,13 @@ import logging
 import re
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
 
-from snapsync.schemas.config import CONFIG_FIXES, Settings, check_home, configured_values, load_settings
-from snapsync.schemas.errors import ConfigError
+if TYPE_CHECKING:  # the settings (pydantic) load when a command runs, not when the CLI starts
+    from snapsync.schemas.config import Settings
 
 out = Console()
 err = Console(stderr=True)
@@ -36,6 +36,8 @@ MetricsHostOpt = Annotated[
 
 def settings(config: Path | None) -> Settings:
     """Load settings or stop with the message of every bad key."""
+    from snapsync.schemas.config import load_settings
+
     return load_settings(config)
 
 
@@ -45,6 +47,9 @@ def home_dir(config: Path | None) -> Path:
     Raises:
         ConfigError: the configured home is not a usable folder path.
     """
+    from snapsync.schemas.config import CONFIG_FIXES, check_home, configured_values
+    from snapsync.schemas.errors import ConfigError
+
     try:
         return check_home(configured_values(config).get("home", ".snapsync"))
     except ValueError as exc:

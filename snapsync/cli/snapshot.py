@@ -20,7 +20,6 @@ from snapsync.cli.common import (
     settings,
     setup_logging,
 )
-from snapsync.control import snapshot_settings
 
 app = typer.Typer(help="Recurring data snapshots: export, sample, settings, scheduler.", no_args_is_help=True)
 
@@ -134,6 +133,8 @@ def snapshot_configure(
     json_: JsonOpt = False,
 ) -> None:
     """Enable (or change) an account's recurring snapshots; every change is audited."""
+    from snapsync.control import snapshot_settings
+
     new = snapshot_settings.configure(settings(config), account, enabled=True,
                                    customers=None if customers is None else tuple(customer_list(customers)),
                                    format=format_, kind=kind, packaging=packaging, container=container, keep=keep)
@@ -144,6 +145,8 @@ def snapshot_configure(
 def snapshot_show(account: Annotated[int, typer.Option(help="Account id.")], config: ConfigOpt = None,
                   json_: JsonOpt = False) -> None:
     """Show an account's snapshot settings."""
+    from snapsync.control import snapshot_settings
+
     cfg = snapshot_settings.get(settings(config), account)
     data = cfg.model_dump() if cfg else None
     if json_:
@@ -155,6 +158,8 @@ def snapshot_show(account: Annotated[int, typer.Option(help="Account id.")], con
 @app.command("disable")
 def snapshot_disable(account: Annotated[int, typer.Option(help="Account id.")], config: ConfigOpt = None) -> None:
     """Disable an account's recurring snapshots (settings are kept; audited)."""
+    from snapsync.control import snapshot_settings
+
     snapshot_settings.disable(settings(config), account)
     out.print(f"account {account}: recurring snapshots disabled")
 
