@@ -8,7 +8,7 @@ import datetime as dt
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 Role = Literal["auth-rep", "viewer"]
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -99,8 +99,9 @@ class SnapshotSettings(BaseModel):
 
     @field_validator("customers")
     @classmethod
-    def _customers(cls, v: tuple[int, ...]) -> tuple[int, ...]:
-        if not v:
+    def _customers(cls, v: tuple[int, ...], info: ValidationInfo) -> tuple[int, ...]:
+        # Disabled settings may have none left: every selected customer moved to another account.
+        if not v and info.data.get("enabled", True):
             raise ValueError("select at least one customer")
         if len(set(v)) != len(v):
             raise ValueError("a customer is listed twice")
