@@ -26,7 +26,7 @@ from snapsync.connectors.state import connect_state
 from snapsync.connectors.mysql import connect
 from snapsync.schemas.config import Settings
 from snapsync.schemas.errors import ConfigError, NotFoundError, RetriableError
-from snapsync.web import auth
+from snapsync.web import auth, edge
 from snapsync.web.config import WebConfig
 from snapsync.web.live import NotificationHub
 from snapsync.web.pages import templates
@@ -58,12 +58,14 @@ def _error(request: Request, status: int, message: str, fields: dict | None = No
 
 class PathOnlyAccessLog(logging.Filter):
     """The access log names the path, never the query string: a filter typed into a page (an
-    e-mail, a date, a search) is the user's input and stays out of the log."""
+    e-mail, a date, a search) is the user's input and stays out of the log. What the client sent
+    is printed with its control characters escaped (no terminal escapes in the log)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args
         if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str):
-            record.args = (args[0], args[1], args[2].split("?", 1)[0], args[3], args[4])
+            record.args = (edge.printable(str(args[0])), args[1], edge.printable(args[2].split("?", 1)[0]), args[3],
+                           args[4])
         return True
 
 
@@ -94,7 +96,8 @@ class SafeErrors:
         try:
             await self.app(scope, receive, tracking_send)
         except Exception as exc:  # noqa: BLE001 - the last line of defence
-            log.error("unexpected %s on %s %s", type(exc).__name__, scope.get("method"), scope.get("path"))
+            log.error("unexpected %s on %s %s", type(exc).__name__, scope.get("method"),
+                      edge.printable(str(scope.get("path"))))
             if not started:
                 await send({"type": "http.response.start", "status": 500,
                             "headers": [(b"content-type", b"text/plain; charset=utf-8")]})
@@ -222,6 +225,7 @@ def create_app(settings: Settings, config: WebConfig, *, live: bool = True) -> F
     def healthz():
         return {"ok": True, "live": bool(hub and hub.ready.is_set())}
 
+    edge.install(app, config, lambda scope, status, message: _error(Request(scope), status, message))
     app.add_middleware(SecurityHeaders)
     app.add_middleware(SafeErrors)
     app.add_middleware(RequestMetrics)
