@@ -30,7 +30,7 @@ from snapsync.web import auth, edge
 from snapsync.web.config import WebConfig
 from snapsync.web.live import NotificationHub
 from snapsync.web.pages import templates
-from snapsync.web.routers import api, audit, download, messages, services, signin, snapshots, sync
+from snapsync.web.routers import api, audit, download, messages, services, signin, snapshots, sync, tokens
 
 log = logging.getLogger("snapsync.web")
 
@@ -187,7 +187,7 @@ def create_app(settings: Settings, config: WebConfig, *, live: bool = True) -> F
     app.state.hub = hub
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")
     for router in (signin.router, services.router, snapshots.router, sync.router, messages.router, audit.router,
-                   download.router, api.router):
+                   download.router, tokens.router, api.router):
         app.include_router(router)
 
     @app.exception_handler(auth.SignInRequired)

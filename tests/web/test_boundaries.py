@@ -78,3 +78,109 @@ def test_a_large_body_is_refused_before_it_is_read(web, web_db):
     read = requests.put(f"{web.url}/api/accounts/1/snapshot-settings", headers=auth,
                         json={"account_id": 1, "customers": [77], "pad": "x" * (MB // 2)})
     assert read.status_code == 422, read.text  # read and judged on its content
+
+
+# --- case 3: revocation --------------------------------------------------------------------
+def _alive(web, token: str | None = None, s: requests.Session | None = None) -> bool:
+    if token is not None:
+        r = requests.get(f"{web.url}/api/accounts/1/snapshot-settings", headers={"Authorization": f"Bearer {token}"})
+        return r.status_code == 200
+    r = s.get(f"{web.url}/accounts/1/services", allow_redirects=False)
+    return r.status_code == 200
+
+
+def test_a_password_change_disable_and_enable_end_every_session_and_token(web, web_db):
+    email = "rita@example.test"
+    users.add_user(web_db, 1, email, "auth-rep", PASSWORD, who="test-setup")
+    token = users.issue_token(web_db, email, who="test-setup")
+    s, _csrf = session(web, email)
+    assert _alive(web, token) and _alive(web, s=s)
+    users.set_password(web_db, email, "another long passphrase for rita", who="test-setup")
+    assert not _alive(web, token) and not _alive(web, s=s)
+    # disabling and enabling again brings no old token or session back
+    token = users.issue_token(web_db, email, who="test-setup")
+    s, _csrf = session(web, email, "another long passphrase for rita")
+    users.set_disabled(web_db, email, True, who="test-setup")
+    users.set_disabled(web_db, email, False, who="test-setup")
+    assert not _alive(web, token) and not _alive(web, s=s)
+    assert _alive(web, users.issue_token(web_db, email, who="test-setup"))  # a new one works
+
+
+def _cli(web_db, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    env = {**db_env(web_db), "SNAPSYNC_KAFKA_BOOTSTRAP": web_db.kafka_bootstrap, "SNAPSYNC_HOME": str(web_db.home),
+           "PATH": "/usr/bin:/bin"}
+    return subprocess.run([BIN, *args], env=env, input=stdin, capture_output=True, text=True, timeout=120)
+
+
+def test_tokens_are_listed_and_revoked_one_by_one(web, web_db):
+    email = "theo@example.test"
+    users.add_user(web_db, 1, email, "viewer", PASSWORD, who="test-setup")
+    first, second, third = (users.issue_token(web_db, email, who="test-setup") for _ in range(3))
+    listed = json.loads(_cli(web_db, "users", "tokens", "--email", email, "--json").stdout)
+    assert len(listed) == 3 and all("token" not in t and "token_hash" not in t for t in listed)
+    ids = [t["token_id"] for t in listed]
+    # the operator revokes one: only that one stops
+    r = _cli(web_db, "users", "revoke-token", "--email", email, "--id", str(ids[0]))
+    assert r.returncode == 0, r.stderr
+    assert not _alive(web, first) and _alive(web, second) and _alive(web, third)
+    assert _cli(web_db, "users", "revoke-token", "--email", email, "--id", "999999").returncode == 2
+    # the user lists and revokes their own on a page, a script through the API
+    s, csrf = session(web, email)
+    page = s.get(f"{web.url}/accounts/1/tokens")
+    assert page.status_code == 200 and f'id="token-{ids[1]}"' in page.text and f'id="token-{ids[0]}"' not in page.text
+    r = s.post(f"{web.url}/accounts/1/tokens/{ids[1]}/revoke", data={"csrf_token": csrf}, allow_redirects=False)
+    assert r.status_code == 303 and not _alive(web, second) and _alive(web, third)
+    api = f"{web.url}/api/accounts/1/tokens"
+    mine = requests.get(api, headers={"Authorization": f"Bearer {third}"}).json()
+    assert [t["token_id"] for t in mine] == [ids[2]]
+    # another user's token is not found, as for an id that does not exist
+    alices = users.list_tokens(web_db, "alice@example.test")[0]["token_id"]
+    theirs = requests.delete(f"{api}/{alices}", headers={"Authorization": f"Bearer {third}"})
+    nobody = requests.delete(f"{api}/999999", headers={"Authorization": f"Bearer {third}"})
+    assert theirs.status_code == nobody.status_code == 404 and theirs.content == nobody.content
+    assert requests.delete(f"{api}/{ids[2]}", headers={"Authorization": f"Bearer {third}"}).status_code == 200
+    assert not _alive(web, third)
+
+
+# --- case 4: live-notice streams ------------------------------------------------------------
+def _stream_ends(stream, deadline: float = 45.0) -> list[str]:
+    """The stream's next lines until it ends; fails when it is still open after ``deadline`` s."""
+    lines, until = [], time.monotonic() + deadline
+    for line in stream:
+        lines.append(line)
+        if time.monotonic() > until:
+            raise AssertionError(f"the stream is still open: {lines[-5:]}")
+    return lines
+
+
+def test_live_notice_streams_end_with_their_session(web, web_db):
+    email = "ugo@example.test"
+    users.add_user(web_db, 1, email, "viewer", PASSWORD, who="test-setup")
+    s, csrf = session(web, email)
+    response = s.get(f"{web.url}/accounts/1/events", stream=True, timeout=(5, 60))
+    stream = response.iter_lines(decode_unicode=True)
+    assert response.status_code == 200 and next(stream).startswith("retry:")
+    assert s.post(f"{web.url}/logout", data={"csrf_token": csrf}, allow_redirects=False).status_code == 303
+    assert "event: signed-out" in _stream_ends(stream)
+    # a disabled user's open stream ends too (here opened with a token)
+    token = users.issue_token(web_db, email, who="test-setup")
+    response = requests.get(f"{web.url}/accounts/1/events", headers={"Authorization": f"Bearer {token}"},
+                            stream=True, timeout=(5, 60))
+    stream = response.iter_lines(decode_unicode=True)
+    assert next(stream).startswith("retry:")
+    users.set_disabled(web_db, email, True, who="test-setup")
+    assert "event: signed-out" in _stream_ends(stream)
+
+
+# --- case 7: the smaller ones ---------------------------------------------------------------
+def test_passwords_easy_to_guess_are_refused(web_db):
+    for weak in ("aaaaaaaaaaaa", "password1234", "weak@example.test1"):  # the last: the e-mail itself
+        with pytest.raises(ConfigError, match="too easy to guess") as e:
+            users.add_user(web_db, 1, "weak@example.test", "viewer", weak, who="test-setup")
+        assert weak not in str(e.value)
+    r = _cli(web_db, "users", "add", "--account", "1", "--email", "weak@example.test", "--password-stdin",
+             stdin="aaaaaaaaaaaa\n")
+    assert r.returncode == 2 and "too easy to guess" in r.stderr and "Traceback" not in r.stderr
+    r = _cli(web_db, "users", "password", "--email", "alice@example.test", "--password-stdin", stdin="qwertyuiopas\n")
+    assert r.returncode == 2 and "too easy to guess" in r.stderr and "qwertyuiopas" not in r.stderr
+    users.add_user(web_db, 1, "strong@example.test", "viewer", "tundra copper lantern 47", who="test-setup")
