@@ -125,7 +125,7 @@ def undo(conn, state, audit_id: int, *, force: bool = False, account_id: int | N
                 mark_echo(cur, table, row_id, restored[0], None)
         n += cur.rowcount if before_json is None else 1
     record_source_audit(cur, account_id=None, entity="sync_apply", entity_id=str(audit_id), action="undo",
-                        detail={"rows": n, "forced": force})
+                        detail={"rows": n, "forced": force}, who="snapsync-sync")
     cur.execute(f"DELETE FROM {before_table} WHERE journal_id = %s", (journal,))
     conn.commit()
     flush_outbox(conn, state)

@@ -70,10 +70,8 @@ class SyncGroup(BaseModel):
     def _categories(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         if not v:
             raise ValueError("choose at least one data category")
-        unknown = [c for c in v if c not in CLI_CATEGORIES.values()]
-        if unknown:
-            raise ValueError(f"unknown data category {', '.join(unknown)}: use codes, facilities, "
-                             "referring-providers or payers")
+        if any(c not in CLI_CATEGORIES.values() for c in v):  # the value is not quoted back: it is input
+            raise ValueError("unknown data category: use codes, facilities, referring-providers or payers")
         return tuple(sorted(set(v)))
 
 

@@ -12,6 +12,7 @@ import logging
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
+from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -196,7 +197,9 @@ def create_app(settings: Settings, config: WebConfig, *, live: bool = True) -> F
             return _error(request, 401,
                           "Sign-in required: send Authorization: Bearer <token from `snapsync users token`>.")
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        return RedirectResponse(f"/login?next={target}" if request.method == "GET" else "/login", status_code=303)
+        # quoted whole: a `&` in the page's own query stays in `next`
+        return RedirectResponse("/login?" + urlencode({"next": target}) if request.method == "GET" else "/login",
+                                status_code=303)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
@@ -204,8 +207,14 @@ def create_app(settings: Settings, config: WebConfig, *, live: bool = True) -> F
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
-        # Say which field and what is wrong; never echo the value sent (FastAPI's default does).
-        fields = {".".join(str(p) for p in e["loc"] if p != "body") or "body": e["msg"] for e in exc.errors()}
+        # Say which field and what is wrong; never echo the value sent (FastAPI's default does),
+        # nor the name of a field the model does not have (it is input too).
+        fields = {}
+        for e in exc.errors():
+            loc, msg = list(e["loc"]), e["msg"]
+            if e["type"] == "extra_forbidden":
+                loc, msg = loc[:-1], "unknown field: remove it (the fields are in /api/openapi.json)"
+            fields[".".join(str(p) for p in loc if p != "body") or "body"] = msg
         return _error(request, 422, "invalid request: " + "; ".join(f"{k}: {v}" for k, v in fields.items()), fields)
 
     @app.exception_handler(NotFoundError)

@@ -184,3 +184,74 @@ def test_passwords_easy_to_guess_are_refused(web_db):
     r = _cli(web_db, "users", "password", "--email", "alice@example.test", "--password-stdin", stdin="qwertyuiopas\n")
     assert r.returncode == 2 and "too easy to guess" in r.stderr and "qwertyuiopas" not in r.stderr
     users.add_user(web_db, 1, "strong@example.test", "viewer", "tundra copper lantern 47", who="test-setup")
+
+
+def test_a_date_past_the_calendar_is_a_clear_error(web, alice_token_b):
+    auth = {"Authorization": f"Bearer {alice_token_b}"}
+    for until in ("9999-12-31", "0001-01-01"):
+        r = requests.get(f"{web.url}/api/accounts/1/audit", headers=auth, params={"until": until})
+        assert r.status_code == 422 and "9998-12-31" in r.json()["detail"], r.text
+        page = requests.get(f"{web.url}/accounts/1/audit", headers=auth, params={"since": until})
+        assert page.status_code == 422 and "9998-12-31" in page.text
+
+
+@pytest.fixture(scope="module")
+def alice_token_b(web_db):
+    return users.issue_token(web_db, "alice@example.test", who="test-setup")
+
+
+def test_validation_errors_never_echo_the_input(web, alice_token_b):
+    marker = "PHIMARKecho42"
+    auth = {"Authorization": f"Bearer {alice_token_b}"}
+    api = f"{web.url}/api/accounts/1"
+    r = requests.put(api + "/snapshot-settings", headers=auth, json={"account_id": 1, "customers": [1], marker: 1})
+    assert r.status_code == 422 and marker not in r.text and "unknown field" in r.text
+    r = requests.post(api + "/sync-groups", headers=auth,
+                      json={"account_id": 1, "source_customer": 1, "targets": [3], "categories": [marker]})
+    assert r.status_code == 422 and marker not in r.text and "categories" in r.json()["fields"]
+
+
+def test_tenants_see_people_not_the_operators_login(web, web_db, alice_token_b):
+    auth = {"Authorization": f"Bearer {alice_token_b}"}
+    login = getpass.getuser()
+    rows = requests.get(f"{web.url}/api/accounts/1/audit", headers=auth, params={"limit": 1000}).json()
+    created = [r for r in rows if r["entity"] == "user" and r["entity_id"] == "alice@example.test"]
+    assert created and created[-1]["actor"] == "operator"  # `snapsync users add` by the operator
+    assert login not in {r["actor"] for r in rows}
+    page = requests.get(f"{web.url}/accounts/1/audit", headers=auth)
+    assert f"<td>{login}</td>" not in page.text and f'value="{login}"' not in page.text
+    only = requests.get(f"{web.url}/api/accounts/1/audit", headers=auth, params={"user": "operator"}).json()
+    assert only and {r["actor"] for r in only} == {"operator"}
+
+
+def test_the_sign_in_redirect_keeps_every_query_parameter(web):
+    target = "/accounts/1/audit?entity=session&user=alice%40example.test&since=2020-01-01"
+    r = requests.get(web.url + target, allow_redirects=False)
+    assert r.status_code == 303
+    s = requests.Session()
+    form = s.get(web.url + r.headers["location"]).text
+    kept = re.search(r'name="next" value="([^"]*)"', form).group(1).replace("&amp;", "&")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+    r = s.post(web.url + "/login", data={"email": "alice@example.test", "password": PASSWORD, "csrf_token": token,
+                                         "next": kept}, allow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == target
+
+
+def test_the_audit_api_shows_what_the_page_shows(web, web_db, alice_token_b):
+    image = {"id": 41, "customer_id": 1, "code": "Z99", "description": "PHIMARKimage7"}
+    with connect(web_db.state) as conn:
+        cur = conn.cursor()
+        record_audit(cur, account_id=1, entity="sync_apply", entity_id="cmd-1", action="override", before=image,
+                     after={**image, "description": "new"}, who="snapsync-sync",
+                     detail={"table": "icd_code", "source_customer": 3, "target_customer": 1, "mode": "override"})
+        record_audit(cur, account_id=1, entity="delivery", entity_id="7", action="delivered", who="snapsync",
+                     detail={"slot_date": "2026-03-09", "kind": "full", "path": "/srv/deliveries/account-1/current",
+                             "delivered_path": "/srv/deliveries/account-1/deliveries/x", "rows": 10})
+        conn.commit()
+    auth = {"Authorization": f"Bearer {alice_token_b}"}
+    rows = requests.get(f"{web.url}/api/accounts/1/audit", headers=auth).json()
+    applied = next(r for r in rows if r["entity"] == "sync_apply" and r["entity_id"] == "cmd-1")
+    assert applied["before"] is None and applied["after"] is None and "icd_code" in applied["summary"]
+    delivered = next(r for r in rows if r["entity"] == "delivery" and r["entity_id"] == "7")
+    assert "path" not in delivered["detail"] and "delivered_path" not in delivered["detail"]
+    assert "PHIMARKimage7" not in json.dumps(rows) and "/srv/" not in json.dumps(rows)
