@@ -51,7 +51,7 @@ def remote_copy(s, work: Path):
     """A second server whose ``secure_file_priv`` is a folder of its own, with a copy of the data."""
     files = work / "server-files"
     files.mkdir()
-    server = MariaDB(Path(BENCH_HOME) / f"remote-{s.db.database}" / "data", free_port(), server_id=3,
+    server = MariaDB(Path(BENCH_HOME).resolve() / f"remote-{s.db.database}" / "data", free_port(), server_id=3,
                      secure_file_priv=str(files))
     shutil.rmtree(server.datadir.parent, ignore_errors=True)
     server.start()

@@ -19,9 +19,26 @@ from typing import Any
 from snapsync.schemas.control import utcnow
 
 
+#: How an account's own history names whatever was done by an operator from the command line.
+OPERATOR = "operator"
+
+
 def actor() -> str:
     """Who is acting: ``SNAPSYNC_ACTOR`` or the OS user."""
     return os.environ.get("SNAPSYNC_ACTOR") or getpass.getuser()
+
+
+def tenant_actor(name: str, people: set[str]) -> str:
+    """Who acted, as an account sees it: its own users by e-mail, snapsync's own work by its
+    name (``snapsync``, ``snapsync-sync``...), anyone else as :data:`OPERATOR` (an operator's OS
+    login or ``SNAPSYNC_ACTOR`` tells a tenant nothing it should know)."""
+    return name if name in people or name.startswith("snapsync") else OPERATOR
+
+
+def _people(state, account_id: int) -> set[str]:
+    cur = state.cursor()
+    cur.execute("SELECT email FROM snapsync_user WHERE account_id = %s", (account_id,))
+    return {r[0] for r in cur.fetchall()}
 
 
 def _insert(cur, table: str, account_id, entity, entity_id, action, before, after, detail, who) -> int:
@@ -123,12 +140,13 @@ def history(settings, *, account_id: int | None = None, entity: str | None = Non
 
 
 def account_history(settings, account_id: int, *, entity: str | None = None, who: str | None = None,
-                    since=None, until=None, limit: int = 200) -> list[dict]:
+                    since=None, until=None, limit: int = 200, tenant_view: bool = False) -> list[dict]:
     """One account's audit history, newest first, filtered by entity, by who acted and by
     time (``since`` inclusive, ``until`` exclusive; naive UTC datetimes). Sync applications
     recorded without an account are included when their target customer is one of the
     account's (the customer list is read from the practice schema: the state store may be on
-    another server)."""
+    another server). ``tenant_view``: actors as the account sees them (:func:`tenant_actor`;
+    ``who`` may then be :data:`OPERATOR`)."""
     from snapsync.connectors.mysql import connect
     from snapsync.connectors.state import connect_state
     from snapsync.control.accounts import customers_of
@@ -139,12 +157,18 @@ def account_history(settings, account_id: int, *, entity: str | None = None, who
              "JSON_VALUE(a.detail, '$.target_customer') IN (" + ",".join(["%s"] * len(customers)) + "))"
              if customers else "") + ")"]
     args: list[Any] = [account_id, *customers]
-    for clause, value in (("a.entity = %s", entity), ("a.actor = %s", who), ("a.at >= %s", since),
-                          ("a.at < %s", until)):
-        if value is not None:
-            where.append(clause)
-            args.append(value)
     with connect_state(settings) as conn:
+        people = _people(conn, account_id) if tenant_view else set()
+        if tenant_view and who == OPERATOR:
+            where.append("a.actor NOT LIKE 'snapsync%%'" + (" AND a.actor NOT IN (" + ",".join(["%s"] * len(people))
+                                                            + ")" if people else ""))
+            args.extend(sorted(people))
+            who = None
+        for clause, value in (("a.entity = %s", entity), ("a.actor = %s", who), ("a.at >= %s", since),
+                              ("a.at < %s", until)):
+            if value is not None:
+                where.append(clause)
+                args.append(value)
         cur = conn.cursor()
         cur.execute(
             "SELECT a.audit_id, a.at, a.actor, a.account_id, a.entity, a.entity_id, a.action, a.before_json, "
@@ -152,14 +176,16 @@ def account_history(settings, account_id: int, *, entity: str | None = None, who
             + " ORDER BY a.audit_id DESC LIMIT %s", (*args, limit))
         rows = cur.fetchall()
         conn.commit()
-    return [{"audit_id": r[0], "at": r[1].isoformat(), "actor": r[2], "account_id": account_id, "entity": r[4],
+    name = (lambda a: tenant_actor(a, people)) if tenant_view else (lambda a: a)
+    return [{"audit_id": r[0], "at": r[1].isoformat(), "actor": name(r[2]), "account_id": account_id, "entity": r[4],
              "entity_id": r[5], "action": r[6], "before": json.loads(r[7]) if r[7] else None,
              "after": json.loads(r[8]) if r[8] else None, "detail": json.loads(r[9]) if r[9] else None}
             for r in rows]
 
 
-def account_facets(settings, account_id: int) -> dict[str, list[str]]:
-    """The entities and the people found in one account's audit history (for filters)."""
+def account_facets(settings, account_id: int, *, tenant_view: bool = False) -> dict[str, list[str]]:
+    """The entities and the people found in one account's audit history (for filters);
+    ``tenant_view``: people as the account sees them (:func:`tenant_actor`)."""
     from snapsync.connectors.state import connect_state
 
     with connect_state(settings) as conn:
@@ -168,6 +194,9 @@ def account_facets(settings, account_id: int) -> dict[str, list[str]]:
         entities = [r[0] for r in cur.fetchall()]
         cur.execute("SELECT DISTINCT actor FROM snapsync_audit WHERE account_id = %s ORDER BY 1", (account_id,))
         actors = [r[0] for r in cur.fetchall()]
+        if tenant_view:
+            people = _people(conn, account_id)
+            actors = sorted({tenant_actor(a, people) for a in actors})
         conn.commit()
     if "sync_apply" not in entities:
         entities.append("sync_apply")

@@ -100,7 +100,7 @@ def claim(conn, account_id: int, day: dt.date, kind: str, owner: str, lease: flo
                          prev_delivery))
             record_audit(cur, account_id=account_id, entity="delivery", entity_id=str(prev_delivery),
                          action="abandoned", detail={"slot_date": day.isoformat(), "owner": taken_over,
-                                                     "taken_over_by": owner})
+                                                     "taken_over_by": owner}, who="snapsync")
         conn.commit()
     except BaseException:
         conn.rollback()

@@ -137,8 +137,18 @@ def initial_copy(conn, group_id: int, source: int, target: int, tables: list[Dat
 def copy_tables(settings: Settings, group: SyncGroup, target: int, tables: list[DataSet]) -> dict:
     """The initial copy of ``tables`` from ``group``'s sync-from customer into ``target``, on
     connections of its own (the worker makes it: ``control/sync_tasks.py``). Returns
-    ``{table: {created, overridden}}``."""
+    ``{table: {created, overridden}}``.
+
+    Raises:
+        ConfigError: the sync-from or the target customer no longer belongs to the group's
+            account (nothing copied; the account's groups are checked again, ``control/moves.py``).
+    """
+    from snapsync.control import moves
+
     with connect_state(settings) as state, connect_source(settings) as conn:
+        if moves.not_owned(conn, group.account_id, (group.source_customer, target)):
+            moves.recheck_groups(state, conn, group.account_id)
+            moves.check_owned(conn, group.account_id, (group.source_customer, target), what="the initial copy")
         try:
             return initial_copy(conn, group.group_id, group.source_customer, target, tables, group.mode,
                                 group.account_id)

@@ -10,6 +10,10 @@ from snapsync.control.audit import record_audit
 from snapsync.control.notifications import notify
 from snapsync.schemas.control import utcnow
 
+#: Who the audit history names for the scheduler's and export workers' records (not the login
+#: their process runs under).
+SYSTEM = "snapsync"
+
 
 def delivered(conn, account_id: int, day: dt.date, kind: str) -> bool:
     """True when the account's ``kind`` delivery for ``day`` is recorded as delivered."""
@@ -38,7 +42,7 @@ def fail(conn, delivery_id: int, account_id: int, day: dt.date, exc: BaseExcepti
     cur.execute("UPDATE snapsync_delivery SET status='failed', finished_at=%s, detail=%s WHERE delivery_id=%s",
                 (utcnow(), json.dumps({"error": type(exc).__name__, "message": str(exc)[:500]}), delivery_id))
     record_audit(cur, account_id=account_id, entity="delivery", entity_id=str(delivery_id),
-                 action="failed", detail={"slot_date": day.isoformat(), "error": type(exc).__name__})
+                 action="failed", detail={"slot_date": day.isoformat(), "error": type(exc).__name__}, who=SYSTEM)
     notify(cur, account_id=account_id, kind="snapshot_failed",
            message=f"Your data snapshot for {day.isoformat()} could not be made; it will be tried again at the "
                    "next scheduling round. The previous snapshot stays available.",
@@ -53,7 +57,7 @@ def finish(cur, delivery_id: int, account_id: int, finished: dt.datetime, path: 
                 "rows_total=%s, detail=%s WHERE delivery_id=%s",
                 (finished.replace(tzinfo=None), path, size, rows, json.dumps(detail), delivery_id))
     record_audit(cur, account_id=account_id, entity="delivery", entity_id=str(delivery_id),
-                 action="delivered", detail=detail)
+                 action="delivered", detail=detail, who=SYSTEM)
 
 
 def latest(settings, account_id: int) -> dict | None:

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from snapsync.connectors.mysql import connect
 from snapsync.connectors.state import connect_state
-from snapsync.control.accounts import check_customers
+from snapsync.control.accounts import check_customers, require_account
 from snapsync.control.audit import actor, record_audit
 from snapsync.schemas.config import Settings
 from snapsync.schemas.control import Format, SnapshotSettings, utcnow
@@ -22,12 +22,15 @@ _FIXES = {"format": "use " + ", ".join(get_args(Format)), "kind": "use full or i
           "keep": "keep between 1 and 30 deliveries", "account_id": "give the account id (--account N)"}
 
 
-def load(conn, account_id: int) -> SnapshotSettings | None:
+def load(conn, account_id: int, *, lock: bool = False) -> SnapshotSettings | None:
+    """The account's settings; ``lock``: ``FOR UPDATE``, left in the caller's transaction."""
     cur = conn.cursor()
     cur.execute("SELECT account_id, enabled, format, kind, packaging, container, customers, `keep` "
-                "FROM snapsync_snapshot_settings WHERE account_id = %s", (account_id,))
+                "FROM snapsync_snapshot_settings WHERE account_id = %s" + (" FOR UPDATE" if lock else ""),
+                (account_id,))
     r = cur.fetchone()
-    conn.commit()
+    if not lock:
+        conn.commit()
     if r is None:
         return None
     return SnapshotSettings(account_id=r[0], enabled=bool(r[1]), format=r[2], kind=r[3], packaging=r[4],
@@ -69,22 +72,31 @@ def configure(settings: Settings, account_id: int, *, who: str | None = None, te
             raise config_error(exc, "invalid snapshot settings:", fixes=_FIXES) from None
         try:
             with connect(settings.db) as source:
-                check_customers(source, new.customers, what="snapshot settings", account_id=account_id,
-                                hint=f"select customers of account {account_id}", tenant_view=tenant_view)
+                if new.customers or new.enabled:  # disabled with none left (they moved) is allowed
+                    check_customers(source, new.customers, what="snapshot settings", account_id=account_id,
+                                    hint=f"select customers of account {account_id}", tenant_view=tenant_view)
+                else:
+                    require_account(source, account_id)
         except ConfigError as exc:
             raise ConfigError(str(exc), fields={"customers": str(exc).removeprefix(
                 "invalid snapshot settings: ")}) from None
-        cur = conn.cursor()
-        cur.execute(
-            "REPLACE INTO snapsync_snapshot_settings (account_id, enabled, format, kind, packaging, container, "
-            "customers, `keep`, updated_at, updated_by) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
-            (account_id, int(new.enabled), new.format, new.kind, new.packaging, new.container,
-             json.dumps(list(new.customers)), new.keep, utcnow(), who or actor()))
-        record_audit(cur, account_id=account_id, entity="snapshot_settings", entity_id=str(account_id),
-                     action="create" if before is None else "update",
-                     before=before.model_dump() if before else None, after=new.model_dump(), who=who)
+        store(conn.cursor(), before, new, who=who)
         conn.commit()
         return new
+
+
+def store(cur, before: SnapshotSettings | None, new: SnapshotSettings, *, who: str | None = None,
+          action: str | None = None, detail: dict | None = None) -> None:
+    """Write the settings and their audit record (``action``: default create / update) in the
+    caller's transaction."""
+    cur.execute(
+        "REPLACE INTO snapsync_snapshot_settings (account_id, enabled, format, kind, packaging, container, "
+        "customers, `keep`, updated_at, updated_by) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+        (new.account_id, int(new.enabled), new.format, new.kind, new.packaging, new.container,
+         json.dumps(list(new.customers)), new.keep, utcnow(), who or actor()))
+    record_audit(cur, account_id=new.account_id, entity="snapshot_settings", entity_id=str(new.account_id),
+                 action=action or ("create" if before is None else "update"),
+                 before=before.model_dump() if before else None, after=new.model_dump(), detail=detail, who=who)
 
 
 def disable(settings: Settings, account_id: int, *, who: str | None = None) -> SnapshotSettings:

@@ -101,7 +101,8 @@ def validate(conn, source, group: SyncGroup, *, tenant_view: bool = False) -> No
         raise ConfigError("invalid sync group: " + "; ".join(t for _f, t in problems), fields=fields)
 
 
-def _store(cur, group: SyncGroup) -> int:
+def store_group(cur, group: SyncGroup) -> int:
+    """Write a group (new when it has no id) and its targets, in the caller's transaction."""
     now = utcnow()
     if group.group_id is None:
         cur.execute("INSERT INTO snapsync_sync_group (account_id, source_customer, mode, categories, created_at, "
@@ -139,7 +140,7 @@ def add_group(settings: Settings, source: int, targets: tuple[int, ...], categor
                        mode=mode)
         validate(conn, practice, group, tenant_view=tenant_view)
         cur = conn.cursor()
-        gid = _store(cur, group)
+        gid = store_group(cur, group)
         group = group.model_copy(update={"group_id": gid})
         record_audit(cur, account_id=group.account_id, entity="sync_group", entity_id=str(gid), action="create",
                      after=group.model_dump(), who=who)
@@ -186,7 +187,7 @@ def edit_group(settings: Settings, group_id: int, *, source: int | None = None,
         after = _model(**data)
         validate(conn, practice, after, tenant_view=account_id is not None)
         cur = conn.cursor()
-        _store(cur, after)
+        store_group(cur, after)
         record_audit(cur, account_id=after.account_id, entity="sync_group", entity_id=str(group_id),
                      action="update", before=before.model_dump(), after=after.model_dump(), who=who)
         if then is not None:
@@ -195,13 +196,18 @@ def edit_group(settings: Settings, group_id: int, *, source: int | None = None,
         return before, after
 
 
+def delete_rows(cur, group_id: int) -> None:
+    """Remove a group and its targets, in the caller's transaction."""
+    cur.execute("DELETE FROM snapsync_sync_target WHERE group_id=%s", (group_id,))
+    cur.execute("DELETE FROM snapsync_sync_group WHERE group_id=%s", (group_id,))
+
+
 def delete_group(settings: Settings, group_id: int, *, account_id: int | None = None,
                  who: str | None = None) -> SyncGroup:
     with connect_state(settings) as conn:
         before = get_group(conn, group_id, account_id)
         cur = conn.cursor()
-        cur.execute("DELETE FROM snapsync_sync_target WHERE group_id=%s", (group_id,))
-        cur.execute("DELETE FROM snapsync_sync_group WHERE group_id=%s", (group_id,))
+        delete_rows(cur, group_id)
         record_audit(cur, account_id=before.account_id, entity="sync_group", entity_id=str(group_id),
                      action="delete", before=before.model_dump(), who=who)
         conn.commit()
@@ -253,6 +259,14 @@ def routes_for(conn, source_customer: int, category: str) -> list[tuple[int, int
         "WHERE g.source_customer = %s AND JSON_CONTAINS(g.categories, JSON_QUOTE(%s)) ORDER BY 1, 2",
         (source_customer, category))
     return [(r[0], r[1], r[2]) for r in cur.fetchall()]
+
+
+def group_account(conn, group_id: int) -> int | None:
+    """The account of a group (None: there is no such group any more)."""
+    cur = conn.cursor()
+    cur.execute("SELECT account_id FROM snapsync_sync_group WHERE group_id = %s", (group_id,))
+    row = cur.fetchone()
+    return None if row is None else int(row[0])
 
 
 def group_view(group: SyncGroup) -> dict:

@@ -186,7 +186,8 @@ def run(settings: Settings, task: Task) -> tuple[dict, str]:
         counts = data_sync.copy_tables(settings, group, p["target"], tables)
         return {"tables": counts}, _copy_message(task, counts)
     if task.kind == "undo":
-        n = sync_undo.undo_application(settings, int(p["audit_id"]), force=bool(p.get("force")))
+        n = sync_undo.undo_application(settings, int(p["audit_id"]), force=bool(p.get("force")),
+                                       account_id=task.account_id)
         return {"rows": n}, f"Data Sync undid application {p['audit_id']}: {n} row(s) restored or removed."
     raise ConfigError(f"unknown task kind {task.kind!r}")
 

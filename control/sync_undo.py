@@ -64,15 +64,17 @@ def journal_of(state, audit_id: int) -> int | None:
     return None if row is None or row[0] is None else int(row[0])
 
 
-def undo(conn, state, audit_id: int, *, force: bool = False) -> int:
+def undo(conn, state, audit_id: int, *, force: bool = False, account_id: int | None = None) -> int:
     """Restore what one sync application (or initial copy) overwrote; remove what it
     created. Returns the number of rows restored or removed. ``conn``: from ``connect_source``
     (the restore, its echo marks and its audit record commit together); ``state``: the state
-    store (the audit record named, and the undo's record once moved).
+    store (the audit record named, and the undo's record once moved); ``account_id``: the
+    account that asked, which must still own every target customer.
 
     Raises:
-        ConfigError: nothing to undo under that id, or (without ``force``) an item changed
-            after the application, naming the rows and columns.
+        ConfigError: nothing to undo under that id, a target customer that moved to another
+            account, or (without ``force``) an item changed after the application, naming the
+            rows and columns.
     """
     flush_outbox(conn, state)  # an application's record still in the outbox is undoable too
     journal = journal_of(state, audit_id)
@@ -86,6 +88,10 @@ def undo(conn, state, audit_id: int, *, force: bool = False) -> int:
     if not rows:
         raise ConfigError(f"audit record {audit_id} has nothing to undo: give the id of a sync application "
                           "(`snapsync audit --entity sync_apply`)")
+    if account_id is not None:  # a target moved since: its items are another account's now
+        from snapsync.control.moves import check_owned
+
+        check_owned(conn, account_id, {r[1] for r in rows}, what="the undo")
     if not force:
         changed = []
         for table, target, row_id, nk_json, _before, after_json in rows:
@@ -119,7 +125,7 @@ def undo(conn, state, audit_id: int, *, force: bool = False) -> int:
                 mark_echo(cur, table, row_id, restored[0], None)
         n += cur.rowcount if before_json is None else 1
     record_source_audit(cur, account_id=None, entity="sync_apply", entity_id=str(audit_id), action="undo",
-                        detail={"rows": n, "forced": force})
+                        detail={"rows": n, "forced": force}, who="snapsync-sync")
     cur.execute(f"DELETE FROM {before_table} WHERE journal_id = %s", (journal,))
     conn.commit()
     flush_outbox(conn, state)
@@ -161,7 +167,8 @@ def request_undo(settings: Settings, audit_id: int, *, force: bool = False, acco
         return task_id
 
 
-def undo_application(settings: Settings, audit_id: int, *, force: bool = False) -> int:
+def undo_application(settings: Settings, audit_id: int, *, force: bool = False,
+                     account_id: int | None = None) -> int:
     """:func:`undo` on connections of its own."""
     with connect_source(settings) as conn, connect_state(settings) as state:
-        return undo(conn, state, audit_id, force=force)
+        return undo(conn, state, audit_id, force=force, account_id=account_id)

@@ -8,7 +8,7 @@ import datetime as dt
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from snapsync.schemas.catalog import CATEGORY_HINT, CATEGORY_INFO
 
@@ -71,9 +71,8 @@ class SyncGroup(BaseModel):
     def _categories(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         if not v:
             raise ValueError("choose at least one data category")
-        unknown = [c for c in v if c not in CLI_CATEGORIES.values()]
-        if unknown:
-            raise ValueError(f"unknown data category {', '.join(unknown)}: {CATEGORY_HINT}")
+        if any(c not in CLI_CATEGORIES.values() for c in v):  # the value is not quoted back: it is input
+            raise ValueError(f"unknown data category: {CATEGORY_HINT}")
         return tuple(sorted(set(v)))
 
 
@@ -99,8 +98,9 @@ class SnapshotSettings(BaseModel):
 
     @field_validator("customers")
     @classmethod
-    def _customers(cls, v: tuple[int, ...]) -> tuple[int, ...]:
-        if not v:
+    def _customers(cls, v: tuple[int, ...], info: ValidationInfo) -> tuple[int, ...]:
+        # Disabled settings may have none left: every selected customer moved to another account.
+        if not v and info.data.get("enabled", True):
             raise ValueError("select at least one customer")
         if len(set(v)) != len(v):
             raise ValueError("a customer is listed twice")

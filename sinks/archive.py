@@ -4,12 +4,19 @@ A download of the current delivery (contract 7) resolves ``current`` once and op
 file it will send before the first byte goes out, so a new delivery that replaces it
 during the download (and prunes the old one) changes nothing in what this reader gets:
 open files stay readable after they are unlinked.
+
+Nothing is read through a symbolic link: ``current`` must name a delivery of the account's own
+``deliveries/`` folder, and a link found inside a delivery (a file, a folder, a whole package)
+is refused and logged, never followed. A link placed there would otherwise put another
+account's package, or any file of the host, into the download.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import stat
 import time
 import zipfile
 from collections.abc import Iterator
@@ -18,6 +25,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from snapsync.sinks.delivery import current_delivery
+
+log = logging.getLogger("snapsync.archive")
 
 CHUNK = 1 << 20
 
@@ -34,6 +43,14 @@ class Package:
     def is_zip(self) -> bool:
         return self.path.suffix == ".zip"
 
+    @property
+    def customers(self) -> list[int]:
+        """The customers whose rows the package holds, from its manifest ([] when unreadable)."""
+        try:
+            return [int(c) for c in self.manifest.get("customers", [])]
+        except (TypeError, ValueError):
+            return []
+
 
 @dataclass
 class CurrentDelivery:
@@ -48,38 +65,91 @@ class CurrentDelivery:
         return next((p for p in self.packages if p.name == name), None)
 
 
+def open_no_link(path: Path) -> BinaryIO:
+    """Open a regular file for reading, refusing a symbolic link in its last component.
+
+    Raises:
+        OSError: it is a link (``ELOOP``) or not a regular file.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(f"{path.name} is not a regular file")
+    return os.fdopen(fd, "rb")
+
+
+def _refuse(path: Path, where: Path) -> None:
+    log.warning("refused %s in delivery %s: a symbolic link (downloads never follow links)",
+                path.relative_to(where) if path.is_relative_to(where) else path.name, where.name)
+
+
 def _manifest(p: Path) -> dict:
     try:
         if p.suffix == ".zip":
-            with zipfile.ZipFile(p) as z:
+            with open_no_link(p) as fh, zipfile.ZipFile(fh) as z:
                 return json.loads(z.read("manifest.json"))
-        return json.loads((p / "manifest.json").read_text())
+        with open_no_link(p / "manifest.json") as fh:
+            return json.loads(fh.read())
     except (OSError, KeyError, ValueError, zipfile.BadZipFile):
         return {}
 
 
 def read_current(root: Path) -> CurrentDelivery | None:
-    """The current delivery under ``root`` and its packages (None when there is none)."""
-    path = current_delivery(root)
-    if path is None or not path.is_dir():
+    """The current delivery under ``root`` and its packages (None when there is none, or when
+    ``current`` leads out of ``root/deliveries``: refused and logged)."""
+    root = Path(root)
+    deliveries = root / "deliveries"
+    if root.is_symlink() or deliveries.is_symlink():
+        log.warning("refused the deliveries of %s: a symbolic link (downloads never follow links)", root.name)
         return None
-    packages = [Package(p.stem if p.suffix == ".zip" else p.name, p, _manifest(p))
-                for p in sorted(path.iterdir())
-                if not p.name.startswith(".") and (p.is_dir() or p.suffix == ".zip")]
+    path = current_delivery(root)
+    if path is None:
+        return None
+    if path.parent != deliveries.resolve() or not path.is_dir():
+        log.warning("refused `current` of %s: it does not name one of its own deliveries", root.name)
+        return None
+    packages = []
+    for p in sorted(path.iterdir()):
+        if p.name.startswith("."):
+            continue
+        if p.is_symlink():
+            _refuse(p, path)
+            continue
+        mode = p.lstat().st_mode
+        if stat.S_ISDIR(mode) or (p.suffix == ".zip" and stat.S_ISREG(mode)):
+            packages.append(Package(p.stem if p.suffix == ".zip" else p.name, p, _manifest(p)))
     return CurrentDelivery(path, packages)
 
 
+def _files_of(pkg: Package) -> list[Path]:
+    """Every regular file of a package folder; links are refused (logged), never followed."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(pkg.path, followlinks=False):
+        here = Path(dirpath)
+        for name in list(dirnames):
+            if (here / name).is_symlink():
+                _refuse(here / name, pkg.path.parent)
+                dirnames.remove(name)
+        for name in filenames:
+            f = here / name
+            if f.is_symlink():
+                _refuse(f, pkg.path.parent)
+            elif stat.S_ISREG(f.lstat().st_mode):
+                found.append(f)
+    return sorted(found)
+
+
 def package_files(packages: list[Package], *, prefix: str = "") -> list[tuple[str, BinaryIO]]:
-    """(name in the archive, open file) for every file of the packages, opened now."""
+    """(name in the archive, open file) for every file of the packages, opened now (links
+    refused and logged)."""
     opened: list[tuple[str, BinaryIO]] = []
     try:
         for pkg in packages:
             if pkg.is_zip:
-                opened.append((f"{prefix}{pkg.path.name}", open(pkg.path, "rb")))
+                opened.append((f"{prefix}{pkg.path.name}", open_no_link(pkg.path)))
                 continue
-            for f in sorted(pkg.path.rglob("*")):
-                if f.is_file():
-                    opened.append((f"{prefix}{pkg.name}/{f.relative_to(pkg.path)}", open(f, "rb")))
+            for f in _files_of(pkg):
+                opened.append((f"{prefix}{pkg.name}/{f.relative_to(pkg.path)}", open_no_link(f)))
     except BaseException:
         for _n, fh in opened:
             fh.close()

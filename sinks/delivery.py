@@ -27,6 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import fcntl
 import json
+import logging
 import os
 import shutil
 import time
@@ -35,6 +36,8 @@ from pathlib import Path
 
 from snapsync.connectors.files import DIR_MODE, fsync_path, open_private, private_dir, syncfs
 from snapsync.schemas.errors import ConfigError, RetriableError
+
+log = logging.getLogger("snapsync.delivery")
 
 #: Seconds a replaced delivery stays readable (``SNAPSYNC_DELIVERY_GRACE`` overrides).
 GRACE = float(os.environ.get("SNAPSYNC_DELIVERY_GRACE", "900"))
@@ -65,8 +68,30 @@ def check_root(root: str | os.PathLike[str]) -> Path:
     return path
 
 
+def check_account_root(root: Path) -> Path:
+    """An account's own delivery folder (``<home>/deliveries/account-N``): never a symbolic link,
+    which could send one account's packages into another's folder, or anywhere on the host.
+
+    Raises:
+        ConfigError: it is a link (refused and logged).
+    """
+    if Path(root).is_symlink():
+        log.warning("refused the delivery folder %s: a symbolic link", root)
+        raise ConfigError(f"the delivery folder {root} is a symbolic link: deliveries are never written through a "
+                          "link; replace it with a folder (mount another disk on the parent folder instead)")
+    return Path(root)
+
+
+def _no_link(path: Path) -> None:
+    if path.is_symlink():
+        log.warning("refused %s: a symbolic link inside a delivery folder", path)
+        raise ConfigError(f"{path} is a symbolic link: deliveries are never written through a link; remove it "
+                          "(snapsync makes it again as a folder)")
+
+
 class Delivery:
-    """One delivery being written under ``root``; holds the root's lock until committed or aborted."""
+    """One delivery being written under ``root``; holds the root's lock until committed or aborted.
+    Nothing is written through a symbolic link found in ``root`` (refused: ConfigError)."""
 
     def __init__(self, root: Path, delivery_id: str, keep: int = 1, *, grace: float | None = None,
                  lock_timeout: float = 600.0) -> None:
@@ -80,8 +105,10 @@ class Delivery:
             raise ConfigError(f"the delivery folder {self.root} cannot be made ({exc.strerror})") from None
         self.committed: Path | None = None
         self._lock_fd: int | None = None
+        _no_link(self.root / LOCK_FILE)
         self._lock_fd = self._lock(lock_timeout)
         try:
+            _no_link(self.root / "deliveries")
             self.deliveries = private_dir(self.root / "deliveries")
             self.id = delivery_id
             self.keep = keep
@@ -95,7 +122,7 @@ class Delivery:
 
     # -- the lock ----------------------------------------------------------------------------
     def _lock(self, timeout: float) -> int:
-        fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -116,7 +143,9 @@ class Delivery:
     # -- the ledger of deliveries made here --------------------------------------------------
     def _ledger(self) -> list[dict]:
         try:
-            return json.loads((self.root / LEDGER).read_text())["deliveries"]
+            fd = os.open(self.root / LEDGER, os.O_RDONLY | os.O_NOFOLLOW)  # a link reads as no ledger
+            with os.fdopen(fd) as f:
+                return json.load(f)["deliveries"]
         except (OSError, ValueError, KeyError, TypeError):
             return []
 
@@ -203,4 +232,4 @@ def current_delivery(root: Path) -> Path | None:
     return link.resolve() if link.is_symlink() else None
 
 
-__all__ = ["Delivery", "DIR_MODE", "GRACE", "check_root", "current_delivery"]
+__all__ = ["Delivery", "DIR_MODE", "GRACE", "check_account_root", "check_root", "current_delivery"]

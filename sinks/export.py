@@ -16,6 +16,7 @@ from snapsync.connectors.mysql import SnapshotPoint, connect
 from snapsync.connectors.state import connect_state
 from snapsync.schemas import VERSION
 from snapsync.control.accounts import check_customers
+from snapsync.control.moves import not_owned
 from snapsync.schemas.catalog import DATASETS, DataSet
 from snapsync.schemas.config import Settings
 from snapsync.schemas.control import Container, Format, Kind, Packaging
@@ -49,6 +50,9 @@ class ExportRequest:
     keep: int = 1
     grace: float | None = None  # seconds a replaced delivery stays readable (default: sinks.delivery.GRACE)
     server_side: bool = True  # let a same-host server write the rows itself (sinks/server_side.py)
+    #: The account the package is for: every customer must be its own when the export starts
+    #: and still when the rows have been read (a customer moved meanwhile: nothing is delivered).
+    account_id: int | None = None
 
 
 @dataclass
@@ -65,15 +69,32 @@ class ExportResult:
                 "source_position": {"file": self.point.file, "pos": self.point.pos, "gtid": self.point.gtid}}
 
 
-def validate_customers(settings: Settings, customers: list[int]) -> int:
-    """Every customer exists and all belong to one account; returns the account id.
+def validate_customers(settings: Settings, customers: list[int], account_id: int | None = None) -> int:
+    """Every customer exists and all belong to one account (``account_id`` when given); returns
+    the account id.
 
     Raises:
         ConfigError: naming the unknown customers or the accounts involved.
     """
     with connect(settings.db) as conn:
-        return check_customers(conn, customers, what="snapshot export",
+        return check_customers(conn, customers, what="snapshot export", account_id=account_id,
                                hint="pick existing customer ids of one account (--customers 1,2)")
+
+
+def _check_still_owned(settings: Settings, req: ExportRequest) -> None:
+    """The customers are still the account's once their rows are read (a move committed during
+    the export would otherwise deliver the moved customer's rows to its old account).
+
+    Raises:
+        RetriableError: one moved; nothing is delivered and the next round drops it.
+    """
+    if req.account_id is None:
+        return
+    with connect(settings.db) as conn:
+        moved = not_owned(conn, req.account_id, req.customers)
+    if moved:
+        raise RetriableError(f"customer(s) {', '.join(map(str, moved))} left account {req.account_id} during the "
+                             "export: nothing was delivered; the next round delivers without them")
 
 
 def package_name(packaging: Packaging, customer: int | None) -> str:
@@ -121,7 +142,7 @@ def export_snapshot(settings: Settings, req: ExportRequest, out: Path, *,
     Args:
         progress: called as ``progress(sections_done, sections_total, rows_so_far)``.
     """
-    account = validate_customers(settings, req.customers)
+    account = validate_customers(settings, req.customers, req.account_id)
     started = time.monotonic()
     incremental = req.kind == "incremental"
     first: list[int] = []
@@ -188,6 +209,7 @@ def export_snapshot(settings: Settings, req: ExportRequest, out: Path, *,
                     progress(i + 1, len(sections), rows)
         assert point is not None, "the export stream carried no snapshot position"
         _check_schema_unchanged(settings, datasets)
+        _check_still_owned(settings, req)
         if incremental:  # data sets whose only content is the staged changes
             for pkg, members in package_groups(req):
                 w = writers.get(pkg) or writers.setdefault(

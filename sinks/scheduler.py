@@ -27,16 +27,17 @@ from pathlib import Path
 from snapsync.connectors.kafka import ensure_topics
 from snapsync.connectors.failures import is_transient
 from snapsync.connectors.state import connect_state
-from snapsync.control import claims, deliveries, snapshot_settings
+from snapsync.control import claims, deliveries, moves, snapshot_settings
 from snapsync.control.notifications import notify
 from snapsync.schemas.config import Settings
 from snapsync.schemas.control import SnapshotSettings
-from snapsync.schemas.errors import RetriableError
+from snapsync.schemas.errors import ConfigError, RetriableError
 from snapsync.schemas.events import dumps
 from snapsync.schemas.messages import ExportJob
 from snapsync.schemas.schedule import full_slot, incremental_cutoff, local_day, ready_by
 from snapsync.schemas.topics import export_jobs_topic, notifications_topic
 from snapsync.sinks import metrics
+from snapsync.sinks.delivery import check_account_root
 from snapsync.sinks.export import ExportRequest, export_snapshot
 from snapsync.sinks.incremental import wait_for_watermark
 
@@ -62,7 +63,14 @@ def deliver(settings: Settings, cfg: SnapshotSettings, day: dt.date, *, producer
     Raises:
         claims.LostClaim: the claim was taken over meanwhile (nothing recorded).
     """
-    root = delivery_root(settings, cfg.account_id)
+    root = check_account_root(delivery_root(settings, cfg.account_id))
+    # The selection as of now: a customer that moved to another account since it was saved is
+    # dropped (both accounts told, audited) and never delivered to the old account.
+    current, _moved = moves.recheck_snapshots(settings, cfg.account_id)
+    if current is None or not current.customers:
+        raise ConfigError(f"account {cfg.account_id} has no customer left to deliver: each selected one moved to "
+                          "another account (its snapshots are disabled; select customers to enable them again)")
+    cfg = cfg.model_copy(update={"customers": current.customers})
     cutoff = incremental_cutoff(day).replace(tzinfo=None) if cfg.kind == "incremental" else None
     if cutoff is not None:
         # Not recorded as a failure: the next round tries again. Raises RetriableError.
@@ -74,7 +82,8 @@ def deliver(settings: Settings, cfg: SnapshotSettings, day: dt.date, *, producer
         try:
             result = export_snapshot(settings, ExportRequest(
                 customers=list(cfg.customers), format=cfg.format, packaging=cfg.packaging,
-                container=cfg.container, keep=cfg.keep, kind=cfg.kind, cutoff=cutoff, watermark_timeout=5.0), root)
+                container=cfg.container, keep=cfg.keep, kind=cfg.kind, cutoff=cutoff, watermark_timeout=5.0,
+                account_id=cfg.account_id), root)
         except Exception as exc:
             deliveries.fail(conn, delivery_id, cfg.account_id, day, exc)
             raise

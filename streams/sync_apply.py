@@ -26,8 +26,8 @@ import pymysql
 
 from snapsync.connectors.mysql import encoded_rows
 from snapsync.connectors.state import signal_table
-from snapsync.control import sync_groups
-from snapsync.control.accounts import account_of
+from snapsync.control import moves, sync_groups
+from snapsync.control.accounts import account_of, customer_accounts
 from snapsync.control.audit import record_source_audit
 from snapsync.control.data_sync import mark_echo, mysql_texts, save_before, where_natural_key
 from snapsync.control.notifications import notify
@@ -37,7 +37,7 @@ from snapsync.schemas.errors import DataError
 from snapsync.schemas.events import ChangeEvent
 from snapsync.schemas.messages import SyncCommand, row_digest
 
-Outcome = Literal["created", "overridden", "unchanged", "exists", "duplicate"]
+Outcome = Literal["created", "overridden", "unchanged", "exists", "duplicate", "moved"]
 
 
 # --- fan-out -------------------------------------------------------------------------------
@@ -84,12 +84,44 @@ def fanout_plan(conn, state, event: ChangeEvent) -> tuple[list[SyncCommand], int
     echo, path = applied_path(conn, event)
     if echo and path is None:
         return [], None  # snapsync's own write that never fans out (an undo)
+    routes = owned_routes(conn, state, int(event.after["customer_id"]), routes)
     cmds = plan_commands(event, routes, tuple(path or ()))
     if not cmds:
         return [], None
     account = account_of(conn, int(event.after["customer_id"]))
     conn.commit()
     return cmds, account
+
+
+def owned_routes(conn, state, source: int, routes: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    """The routes whose group's account owns the source and the target now. A customer moved to
+    another account since the group was saved fails its routes, and the account's groups are
+    checked again (``control/moves.py``: the moved customer is dropped, both accounts told)."""
+    accounts = {g: sync_groups.group_account(state, g) for g in {r[0] for r in routes}}
+    state.commit()
+    owners = customer_accounts(conn, {source, *(r[1] for r in routes)})
+    conn.commit()
+    kept = [r for r in routes if accounts[r[0]] is not None and owners.get(source) == accounts[r[0]]
+            and owners.get(r[1]) == accounts[r[0]]]
+    if len(kept) < len(routes):
+        for account in sorted({a for a in accounts.values() if a is not None}):
+            moves.recheck_groups(state, conn, account)
+    return kept
+
+
+def owned_command(conn, state, cmd: SyncCommand) -> bool:
+    """Whether the command's source and target customers still belong to its group's account (to
+    one account, when the group is gone); when not, the account's groups are checked again."""
+    account = sync_groups.group_account(state, cmd.group_id)
+    state.commit()
+    owners = customer_accounts(conn, [cmd.source_customer, cmd.target_customer])
+    expected = account if account is not None else owners.get(cmd.source_customer)
+    if expected is not None and owners.get(cmd.source_customer) == expected == owners.get(cmd.target_customer):
+        return True
+    conn.rollback()
+    if account is not None:
+        moves.recheck_groups(state, conn, account)
+    return False
 
 
 def record_pending(_conn, state, account: int, event: ChangeEvent, n: int) -> str:
@@ -159,10 +191,15 @@ def plan_apply(ds: DataSet, mode: str, new: dict[str, str | None], existing: dic
 def apply_command(conn, state, cmd: SyncCommand, *, mark: bool | None = None) -> Outcome:
     """Apply one command in one source transaction (``conn``: from ``connect_source``;
     ``state``: the state store, read for the target's own groups). Returns what happened:
-    ``created``, ``overridden``, ``unchanged``, ``exists`` (create-only) or ``duplicate``."""
+    ``created``, ``overridden``, ``unchanged``, ``exists`` (create-only), ``duplicate``, or
+    ``moved``: the source or the target no longer belongs to the group's account (nothing
+    written; a command planned before the move is refused when it is applied)."""
     ds = dataset(cmd.table)
     cur = conn.cursor()  # the connection reads committed (streams/app.py Database)
     try:
+        # In the write's transaction: the owners as they are when the write is made.
+        if not owned_command(conn, state, cmd):
+            return "moved"
         try:  # claim the command first: a redelivered command stops here
             cur.execute(f"INSERT INTO {signal_table(conn, 'snapsync_sync_applied')} (command_id, applied_at) "
                         "VALUES (%s, %s)", (cmd.command_id, utcnow()))

@@ -88,8 +88,8 @@ def settings_for(base: Settings, database: str, **extra) -> Settings:
     url = f"mysql://root@{base.db.host}:{base.db.port}/{database}"
     extra.setdefault("state_url", f"mysql://root@{base.db.host}:{base.db.port}/{database[:56]}_state")
     extra.setdefault("signal_schema", f"{database[:56]}_signal")
-    return load_settings(None, database_url=url, kafka_bootstrap=base.kafka_bootstrap,
-                         home=str(base.home), **extra)
+    extra.setdefault("home", str(base.home))
+    return load_settings(None, database_url=url, kafka_bootstrap=base.kafka_bootstrap, **extra)
 
 
 def new_database(s: Settings) -> Settings:

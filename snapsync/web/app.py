@@ -12,6 +12,7 @@ import logging
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
+from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -26,11 +27,11 @@ from snapsync.connectors.state import connect_state
 from snapsync.connectors.mysql import connect
 from snapsync.schemas.config import Settings
 from snapsync.schemas.errors import ConfigError, NotFoundError, RetriableError
-from snapsync.web import auth
+from snapsync.web import auth, edge
 from snapsync.web.config import WebConfig
 from snapsync.web.live import NotificationHub
 from snapsync.web.pages import templates
-from snapsync.web.routers import api, audit, download, messages, services, signin, snapshots, sync
+from snapsync.web.routers import api, audit, download, messages, services, signin, snapshots, sync, tokens
 
 log = logging.getLogger("snapsync.web")
 
@@ -58,12 +59,14 @@ def _error(request: Request, status: int, message: str, fields: dict | None = No
 
 class PathOnlyAccessLog(logging.Filter):
     """The access log names the path, never the query string: a filter typed into a page (an
-    e-mail, a date, a search) is the user's input and stays out of the log."""
+    e-mail, a date, a search) is the user's input and stays out of the log. What the client sent
+    is printed with its control characters escaped (no terminal escapes in the log)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args
         if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str):
-            record.args = (args[0], args[1], args[2].split("?", 1)[0], args[3], args[4])
+            record.args = (edge.printable(str(args[0])), args[1], edge.printable(args[2].split("?", 1)[0]), args[3],
+                           args[4])
         return True
 
 
@@ -94,7 +97,8 @@ class SafeErrors:
         try:
             await self.app(scope, receive, tracking_send)
         except Exception as exc:  # noqa: BLE001 - the last line of defence
-            log.error("unexpected %s on %s %s", type(exc).__name__, scope.get("method"), scope.get("path"))
+            log.error("unexpected %s on %s %s", type(exc).__name__, scope.get("method"),
+                      edge.printable(str(scope.get("path"))))
             if not started:
                 await send({"type": "http.response.start", "status": 500,
                             "headers": [(b"content-type", b"text/plain; charset=utf-8")]})
@@ -184,7 +188,7 @@ def create_app(settings: Settings, config: WebConfig, *, live: bool = True) -> F
     app.state.hub = hub
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")
     for router in (signin.router, services.router, snapshots.router, sync.router, messages.router, audit.router,
-                   download.router, api.router):
+                   download.router, tokens.router, api.router):
         app.include_router(router)
 
     @app.exception_handler(auth.SignInRequired)
@@ -193,7 +197,9 @@ def create_app(settings: Settings, config: WebConfig, *, live: bool = True) -> F
             return _error(request, 401,
                           "Sign-in required: send Authorization: Bearer <token from `snapsync users token`>.")
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        return RedirectResponse(f"/login?next={target}" if request.method == "GET" else "/login", status_code=303)
+        # quoted whole: a `&` in the page's own query stays in `next`
+        return RedirectResponse("/login?" + urlencode({"next": target}) if request.method == "GET" else "/login",
+                                status_code=303)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
@@ -201,8 +207,14 @@ def create_app(settings: Settings, config: WebConfig, *, live: bool = True) -> F
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
-        # Say which field and what is wrong; never echo the value sent (FastAPI's default does).
-        fields = {".".join(str(p) for p in e["loc"] if p != "body") or "body": e["msg"] for e in exc.errors()}
+        # Say which field and what is wrong; never echo the value sent (FastAPI's default does),
+        # nor the name of a field the model does not have (it is input too).
+        fields = {}
+        for e in exc.errors():
+            loc, msg = list(e["loc"]), e["msg"]
+            if e["type"] == "extra_forbidden":
+                loc, msg = loc[:-1], "unknown field: remove it (the fields are in /api/openapi.json)"
+            fields[".".join(str(p) for p in loc if p != "body") or "body"] = msg
         return _error(request, 422, "invalid request: " + "; ".join(f"{k}: {v}" for k, v in fields.items()), fields)
 
     @app.exception_handler(NotFoundError)
@@ -222,6 +234,7 @@ def create_app(settings: Settings, config: WebConfig, *, live: bool = True) -> F
     def healthz():
         return {"ok": True, "live": bool(hub and hub.ready.is_set())}
 
+    edge.install(app, config, lambda scope, status, message: _error(Request(scope), status, message))
     app.add_middleware(SecurityHeaders)
     app.add_middleware(SafeErrors)
     app.add_middleware(RequestMetrics)

@@ -19,7 +19,7 @@ account's scope, so another account's group is "not found" too.
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from fastapi import Depends, HTTPException, Request
@@ -48,7 +48,8 @@ class Principal:
     user: User
     via: Literal["session", "token"]
     csrf: str = ""
-    session_id: str = ""
+    session_id: str = field(default="", repr=False)
+    token: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class Scope:
     settings: Settings
     csrf: str
     via: str
+    principal: Principal | None = field(default=None, repr=False)
 
     @property
     def who(self) -> str:
@@ -99,7 +101,7 @@ def _resolve(request: Request, bearer: HTTPAuthorizationCredentials | None) -> P
     config: WebConfig = request.app.state.web
     if bearer is not None:
         user = users.by_token(settings, bearer.credentials)
-        return None if user is None else Principal(user, "token")
+        return None if user is None else Principal(user, "token", token=bearer.credentials)
     raw = request.cookies.get(SESSION_COOKIE)
     if not raw:
         return None
@@ -119,6 +121,17 @@ async def principal(request: Request,
     if found is None:
         raise SignInRequired()
     return found
+
+
+def still_signed_in(settings: Settings, who: Principal) -> bool:
+    """Whether the session or token that let ``who`` in is still good (not signed out, not
+    revoked, the user not disabled): what a long-lived response (an event stream) re-checks."""
+    if who.via == "token":
+        user = users.by_token(settings, who.token, touch=False)
+    else:
+        found = users.by_session(settings, who.session_id)
+        user = found[0] if found else None
+    return user is not None and user.user_id == who.user.user_id and user.account_id == who.user.account_id
 
 
 async def check_csrf(request: Request, expected: str) -> None:
@@ -151,7 +164,7 @@ class AccountAccess:
             await check_csrf(request, who.csrf)
         settings = request.app.state.settings
         name = await run_in_threadpool(accounts.name_of, settings, account_id)
-        return Scope(who.user, account_id, name or f"Account #{account_id}", settings, who.csrf, who.via)
+        return Scope(who.user, account_id, name or f"Account #{account_id}", settings, who.csrf, who.via, who)
 
 
 #: Read an account's pages and data.

@@ -1,4 +1,5 @@
-"""The web app's own settings: the signing secret, session lifetime and cookie policy.
+"""The web app's own settings: the signing secret, session lifetime, cookie policy, and what it
+believes of the network in front of it (proxies, host names, body sizes: ``snapsync/web/edge.py``).
 
 The database, broker and topic prefix come from the project's :class:`Settings`; these
 are the few things only the web process needs.
@@ -17,6 +18,10 @@ from snapsync.connectors.files import open_private, private_dir
 from snapsync.schemas.config import Settings
 
 CookieSecure = Literal["auto", "always", "never"]
+#: What ``snapsync web`` serves by default: itself on loopback.
+DEFAULT_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+#: The largest request body read (no form or API body comes near it).
+MAX_BODY_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -26,11 +31,18 @@ class WebConfig:
         session_hours: a session's lifetime (absolute; signing in again starts a new one).
         cookie_secure: ``auto`` marks cookies Secure when the request came over https (directly
             or, from a trusted proxy, by ``X-Forwarded-Proto``); ``always`` / ``never`` force it.
+        trusted_proxies: addresses or networks whose ``X-Forwarded-For``/``-Proto`` are believed;
+            none by default.
+        allowed_hosts: the host names served (``Host`` header); others are answered 400.
+        max_body_bytes: the largest request body read; a larger one is answered 413.
     """
 
     secret: str
     session_hours: float = 8.0
     cookie_secure: CookieSecure = "auto"
+    trusted_proxies: tuple[str, ...] = ()
+    allowed_hosts: tuple[str, ...] = DEFAULT_HOSTS
+    max_body_bytes: int = MAX_BODY_BYTES
 
     @property
     def session_lifetime(self) -> dt.timedelta:

@@ -16,7 +16,7 @@ from snapsync.web.timefmt import local
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 KIND_LABELS = {"snapshot_ready": "Snapshot ready", "sync_pending": "Data Sync", "snapshot_failed": "Snapshot failed",
-               "snapshot_late": "Snapshot late"}
+               "snapshot_late": "Snapshot late", "customer_moved": "Customer moved"}
 templates.env.globals["kind_label"] = lambda kind: KIND_LABELS.get(kind, kind.replace("_", " ").capitalize())
 
 

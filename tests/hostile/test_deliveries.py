@@ -99,3 +99,46 @@ def test_bad_out_is_a_clear_error(db, tmp_path, cli_env, case):
     assert r.returncode == 2, r.stderr
     assert "Traceback" not in r.stderr and "delivery folder" in r.stderr
     assert stat.S_IMODE(cwd.stat().st_mode) == mode_before and not (cwd / "deliveries").exists()
+
+
+def test_downloads_and_deliveries_never_follow_a_link_out_of_the_account(db, tmp_path, caplog):
+    """Issue 24, case 6: on its main a link placed in a delivery put another account's package
+    or a host file into the download, and a linked folder took another account's writes."""
+    from snapsync.schemas.errors import ConfigError
+    from snapsync.sinks.archive import package_files, read_current, zip_stream
+
+    home = tmp_path / "home" / "deliveries"
+    mine, theirs = home / "account-1", home / "account-2"
+    export_snapshot(db, ExportRequest([1], "dat"), mine)
+    export_snapshot(db, ExportRequest([2], "dat"), theirs)
+    current, other = current_delivery(mine), current_delivery(theirs)
+    secret = tmp_path / "host-secret.txt"
+    secret.write_text("HOSTSECRET")
+    os.symlink(other / "customer-2" / "patient.DAT", current / "customer-1" / "extra.DAT")
+    os.symlink(secret, current / "customer-1" / "host.txt")
+    os.symlink(other / "customer-2", current / "customer-1" / "more")
+    os.symlink(other / "customer-2", current / "customer-2")  # a whole package that is a link
+    (other / "customer-2" / "patient.DAT").read_bytes()  # (the link targets exist)
+    caplog.set_level("WARNING")
+    delivery = read_current(mine)
+    assert [p.name for p in delivery.packages] == ["customer-1"]
+    files = package_files(delivery.packages)
+    names = [n for n, _fh in files]
+    content = b"".join(zip_stream(files))
+    assert names and all(n.startswith("customer-1/") for n in names)
+    assert not {"customer-1/extra.DAT", "customer-1/host.txt"} & set(names)
+    assert not any(n.startswith("customer-1/more/") for n in names)
+    assert b"HOSTSECRET" not in content
+    assert "refused" in caplog.text and "link" in caplog.text
+    # `current` itself pointing out of the account's deliveries: no delivery at all
+    (mine / "current").unlink()
+    os.symlink(os.path.relpath(other, mine), mine / "current")
+    assert read_current(mine) is None
+    # a linked deliveries folder never takes an export's files
+    third = home / "account-3"
+    third.mkdir()
+    os.symlink(theirs / "deliveries", third / "deliveries")
+    before = sorted(p.name for p in (theirs / "deliveries").iterdir())
+    with pytest.raises(ConfigError, match="symbolic link"):
+        export_snapshot(db, ExportRequest([3], "dat"), third)
+    assert sorted(p.name for p in (theirs / "deliveries").iterdir()) == before

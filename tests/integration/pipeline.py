@@ -139,12 +139,16 @@ def empty_database(base, name: str):
 
 @contextlib.contextmanager
 def running_pipeline(base, log_dir: Path, name: str, *, customers: int, seed_value: int,
-                     accounts: int | None = None, before_start=None, capture: str = "embedded", connect_url=None):
+                     accounts: int | None = None, before_start=None, capture: str = "embedded", connect_url=None,
+                     home: str | None = None):
     """Seed database ``name`` (topic prefix ``name``), run capture (the embedded one in a
     thread, or the real Debezium connector on the Kafka Connect worker at ``connect_url``)
     and a worker; yields (settings, worker log, workers). A test may replace ``workers[0]``
-    (kill -9, restart); every worker in the list is stopped at the end."""
+    (kill -9, restart); every worker in the list is stopped at the end. ``home``: a data folder
+    of its own (deliveries apart from other tests' accounts of the same number)."""
     extra = {} if capture == "embedded" else {"capture": "debezium", "connect_url": connect_url}
+    if home is not None:
+        extra["home"] = home
     s = settings_for(base, name, topic_prefix=name, connector=name, **extra)
     new_database(s)
     with connect(s.db) as conn:

@@ -4,6 +4,7 @@ MySQL init script, the connector config it deploys, and the images' documented v
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import tomllib
@@ -197,6 +198,20 @@ def test_every_snapsync_command_parses(compose):
             continue
         cmd, rest = _resolve(list(command))
         cmd.make_context(cmd.name, rest)  # raises a UsageError on an unknown option or bad value
+
+
+def test_the_web_app_trusts_its_proxy_and_serves_its_hosts_only(compose):
+    """Issue 24: the web service names the proxy whose X-Forwarded-Proto/For it believes (else
+    every client shares one sign-in throttle and cookies are never Secure) and the host names it
+    answers to (else a forged Host header reaches links and redirects)."""
+    cmd, rest = _resolve(list(compose["services"]["web"]["command"]))
+    params = cmd.make_context(cmd.name, rest).params
+    proxies = [p.strip() for p in params["forwarded_allow_ips"].split(",") if p.strip()]
+    hosts = [h.strip() for h in params["allowed_hosts"].split(",") if h.strip()]
+    assert proxies and "*" not in proxies, proxies
+    for p in proxies:
+        ipaddress.ip_network(p)  # an address or network, not a name
+    assert hosts and "*" not in hosts, hosts
 
 
 def test_the_command_check_catches_a_mistake():

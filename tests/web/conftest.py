@@ -39,7 +39,8 @@ def web_db(base_settings, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def web(web_db, tmp_path_factory):
-    with running_web(web_db, tmp_path_factory.mktemp("web") / "web.log") as server:
+    # behind a proxy on this machine, as production runs it: X-Forwarded-* from loopback count
+    with running_web(web_db, tmp_path_factory.mktemp("web") / "web.log", "--forwarded-allow-ips", "127.0.0.1") as server:
         yield server
 
 

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from snapsync.control import data_sync, notifications, snapshot_settings, sync_groups, sync_tasks
+from snapsync.control import data_sync, moves, notifications, snapshot_settings, sync_groups, sync_tasks
 from snapsync.schemas.control import SnapshotSettings, SyncGroup
 from snapsync.web.auth import Scope, reader, rep
 from snapsync.web.routers.audit import query as audit_query
@@ -35,8 +35,9 @@ def _same_account(scope: Scope, body_account: int) -> None:
 
 @router.get("/snapshot-settings", tags=["snapshots"], response_model=Optional[SnapshotSettings])
 def get_snapshot_settings(scope: Scope = Depends(reader)):
-    """The account's Recurring Data Snapshots settings (null when never configured)."""
-    return snapshot_settings.get(scope.settings, scope.account_id)
+    """The account's Recurring Data Snapshots settings (null when never configured), without the
+    customers that moved to another account since they were selected."""
+    return moves.recheck_snapshots(scope.settings, scope.account_id)[0]
 
 
 @router.put("/snapshot-settings", tags=["snapshots"], response_model=SnapshotSettings)
@@ -49,6 +50,7 @@ def put_snapshot_settings(body: SnapshotSettings, scope: Scope = Depends(rep)):
 
 @router.get("/sync-groups", tags=["data sync"], response_model=list[SyncGroup])
 def list_sync_groups(scope: Scope = Depends(reader)):
+    moves.recheck_groups_of(scope.settings, scope.account_id)
     return sync_groups.load_groups_for(scope.settings, scope.account_id)
 
 

@@ -1,5 +1,9 @@
 """Downloads: the account's current delivery (each package or all, as a zip with its
-manifest) and the Download Sample. Every download is audited with who made it."""
+manifest) and the Download Sample. Every download is audited with who made it.
+
+A package is served only while every customer it holds still belongs to the account (checked
+at each download: a customer moved to another account since the delivery takes its packages
+with it, ``control/moves.py``)."""
 
 from __future__ import annotations
 
@@ -14,10 +18,11 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from snapsync.connectors.files import private_dir
-from snapsync.control import accounts, audit, snapshot_settings
+from snapsync.control import accounts, audit, moves, snapshot_settings
 from snapsync.schemas.control import SnapshotSettings
 from snapsync.schemas.errors import config_error
-from snapsync.sinks.archive import file_stream, package_files, read_current, zip_stream
+from snapsync.sinks.archive import CurrentDelivery, Package, file_stream, open_no_link, package_files, read_current, \
+    zip_stream
 from snapsync.sinks.export import ExportRequest, export_snapshot
 from snapsync.sinks.scheduler import delivery_root
 from snapsync.web.auth import Scope, reader, rep
@@ -33,10 +38,29 @@ def _attachment(name: str) -> dict[str, str]:
     return {"Content-Disposition": f'attachment; filename="{name}"'}
 
 
+GONE = "This package is no longer available: a customer it holds no longer belongs to this account."
+
+
+def withheld(scope: Scope, delivery: CurrentDelivery | None) -> set[str]:
+    """Names of the delivery's packages not to serve: one of their customers is no longer the
+    account's (or the manifest does not say whose rows they hold)."""
+    if delivery is None:
+        return set()
+    customers = {c for p in delivery.packages for c in p.customers}
+    moved = moves.not_owned_of(scope.settings, scope.account_id, customers) if customers else {}
+    return {p.name for p in delivery.packages if not p.customers or set(p.customers) & set(moved)}
+
+
+def _served(scope: Scope) -> tuple[CurrentDelivery | None, list[Package], set[str]]:
+    delivery = read_current(delivery_root(scope.settings, scope.account_id))
+    gone = withheld(scope, delivery)
+    return delivery, [p for p in (delivery.packages if delivery else []) if p.name not in gone], gone
+
+
 @router.get("/accounts/{account_id}/downloads", include_in_schema=False)
 async def downloads_page(request: Request, scope: Scope = Depends(reader)):
-    current = await run_in_threadpool(read_current, delivery_root(scope.settings, scope.account_id))
-    return await render(request, "downloads.html", scope, delivery=current)
+    current, _ok, gone = await run_in_threadpool(_served, scope)
+    return await render(request, "downloads.html", scope, delivery=current, withheld=gone)
 
 
 @router.get("/api/accounts/{account_id}/deliveries/current.zip", response_class=StreamingResponse,
@@ -45,20 +69,23 @@ def current_zip(package: Optional[str] = Query(None, max_length=120, description
                 scope: Scope = Depends(rep)):
     """Streams the account's current delivery with each package's manifest.json. The
     previous delivery is gone once a new one replaces it (the product overwrites daily)."""
-    delivery = read_current(delivery_root(scope.settings, scope.account_id))
+    delivery, chosen, gone = _served(scope)
     if delivery is None:
         raise HTTPException(404, "There is no delivery yet: the first one comes after the next scheduled snapshot.")
-    chosen = delivery.packages
     if package is not None:
+        if package in gone:
+            raise HTTPException(404, GONE)
         pkg = delivery.package(package)
         if pkg is None:
             raise HTTPException(404, "The current delivery has no such package.")
         chosen = [pkg]
+    if not chosen and delivery.packages:
+        raise HTTPException(404, GONE)
     audit.record(scope.settings, account_id=scope.account_id, entity="download", entity_id=delivery.id,
                  action="download", who=scope.who,
                  detail={"what": "delivery", "packages": [p.name for p in chosen]})
     if package is not None and chosen[0].is_zip:
-        return StreamingResponse(file_stream(open(chosen[0].path, "rb")), media_type="application/zip",
+        return StreamingResponse(file_stream(open_no_link(chosen[0].path)), media_type="application/zip",
                                  headers=_attachment(chosen[0].path.name))
     name = f"{package}.zip" if package else f"snapshot-account-{scope.account_id}-{delivery.id}.zip"
     return StreamingResponse(zip_stream(package_files(chosen)), media_type="application/zip",
@@ -84,7 +111,7 @@ def sample_zip(format: Optional[str] = Query(None, description="A package format
     folder = private_dir(Path(s.home).resolve() / "web" / "samples" / uuid.uuid4().hex)
     try:
         export_snapshot(s, ExportRequest(list(customers), format=format, packaging=packaging,
-                                         sample_rows=SAMPLE_ROWS), folder)
+                                         sample_rows=SAMPLE_ROWS, account_id=a), folder)
         delivery = read_current(folder)
         files = package_files(delivery.packages if delivery else [])
     finally:

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
-from snapsync.control import accounts, snapshot_settings
+from snapsync.control import accounts, moves, snapshot_settings
 from snapsync.schemas.catalog import DATASETS
 from snapsync.schemas.errors import ConfigError
 from snapsync.sinks.formats import registry
@@ -26,7 +26,8 @@ def formats() -> list[tuple[str, str]]:
 async def _page(request: Request, scope: Scope, form: dict | None = None, errors: dict | None = None,
                 status: int = 200, saved: bool = False):
     s, a = scope.settings, scope.account_id
-    current = await run_in_threadpool(snapshot_settings.get, s, a)
+    # as they are now: a selected customer that moved to another account is dropped (and said so)
+    current, _moved = await run_in_threadpool(moves.recheck_snapshots, s, a)
     customers = await run_in_threadpool(accounts.list_customers, s, a)
     if form is None:
         form = {"enabled": current.enabled if current else False,

@@ -7,8 +7,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
+from snapsync.control import accounts, data_sync, moves, sync_groups
 from snapsync.schemas.catalog import CATEGORY_INFO
-from snapsync.control import accounts, data_sync, sync_groups
 from snapsync.schemas.control import SyncGroup
 from snapsync.schemas.errors import ConfigError
 from snapsync.web.auth import AccountAccess, Scope, reader, rep
@@ -40,6 +40,7 @@ def _done(account_id: int, group_id: int, queued: dict) -> RedirectResponse:
 async def sync_page(request: Request, saved: str = "", targets: int = 0, scope: Scope = Depends(reader)):
     s, a = scope.settings, scope.account_id
     on = await run_in_threadpool(sync_groups.is_enabled, s, a)
+    await run_in_threadpool(moves.recheck_groups_of, s, a)  # moved customers leave the groups first
     groups = await run_in_threadpool(sync_groups.load_groups_for, s, a)
     names = dict(await run_in_threadpool(accounts.list_customers, s, a))
     return await render(request, "sync.html", scope, enabled=on, groups=groups, names=names, saved=saved,

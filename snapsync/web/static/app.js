@@ -9,6 +9,8 @@ document.addEventListener("DOMContentLoaded", () => {
   if (url && window.EventSource) {
     const source = new EventSource(url);
     source.addEventListener("ready", () => { document.body.dataset.live = "on"; });
+    // The session ended (signed out elsewhere, disabled): stop listening.
+    source.addEventListener("signed-out", () => { source.close(); document.body.dataset.live = "off"; });
     const show = (title, data) => {
       const notice = JSON.parse(data);
       document.getElementById("popup-title").textContent = title;
