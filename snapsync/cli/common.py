@@ -34,6 +34,22 @@ MetricsHostOpt = Annotated[
 ]
 
 
+class lazy:  # noqa: N801 - reads like the module it stands for
+    """A module imported on first use: ``users = lazy("snapsync.control.users")`` at the top of a
+    command module keeps the CLI's start free of what only its commands need (pydantic,
+    pymysql, argon2...); ``tests/unit/test_cli_start.py`` checks the start's imports."""
+
+    def __init__(self, name: str) -> None:
+        self._name, self._module = name, None
+
+    def __getattr__(self, attr: str):
+        if self._module is None:
+            import importlib
+
+            self._module = importlib.import_module(self._name)
+        return getattr(self._module, attr)
+
+
 def settings(config: Path | None) -> Settings:
     """Load settings or stop with the message of every bad key."""
     from snapsync.schemas.config import load_settings

@@ -7,9 +7,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from snapsync.cli.common import ConfigOpt, JsonOpt, customer_list, out, settings
-from snapsync.control import data_sync, sync_groups
-from snapsync.control import sync_undo as sync_undo_module
+from snapsync.cli.common import ConfigOpt, JsonOpt, customer_list, lazy, out, settings
+
+data_sync = lazy("snapsync.control.data_sync")
+sync_groups = lazy("snapsync.control.sync_groups")
+sync_undo_module = lazy("snapsync.control.sync_undo")
 
 app = typer.Typer(help="Data Sync: groups of a sync-from customer and its sync-to customers.", no_args_is_help=True)
 

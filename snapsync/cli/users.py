@@ -8,8 +8,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from snapsync.cli.common import ConfigOpt, JsonOpt, out, settings
-from snapsync.control import users
+from snapsync.cli.common import ConfigOpt, JsonOpt, lazy, out, settings
+
+users = lazy("snapsync.control.users")
 
 app = typer.Typer(help="Users of the Services web app: add, token, tokens, revoke-token, list, disable, password.",
                   no_args_is_help=True)

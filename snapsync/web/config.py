@@ -12,10 +12,11 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from snapsync.connectors.files import open_private, private_dir
-from snapsync.schemas.config import Settings
+if TYPE_CHECKING:
+    from snapsync.schemas.config import Settings
 
 CookieSecure = Literal["auto", "always", "never"]
 #: What ``snapsync web`` serves by default: itself on loopback.
