@@ -49,21 +49,30 @@ class _Mismatch(Exception):
     """Two sessions reported different snapshot positions (a commit landed between them)."""
 
 
-def assign(queries: list[Query], sizes: dict[str, int], sessions: int) -> list[list[int]]:
-    """The sections' numbers per session: the largest (by ``sizes`` of their tables, split
-    evenly over a table's per-customer sections) first, each to the least loaded session; in
-    each session, in the export's order."""
+def assign(queries: list[Query], sizes: dict[str, int], sessions: int) -> list[list]:
+    """What each session reads: the sections' numbers, the largest (by ``sizes`` of their tables,
+    split evenly over a table's per-customer sections) first, each to the least loaded
+    session; a section larger than a session's fair share whose integer key allows it is cut
+    in one part per session (``(i, k, n)``: part ``k`` of ``n``), one part to each. In each
+    session, in the export's order."""
     per_table: dict[str, int] = {}
     for q in queries:
         per_table[q.table] = per_table.get(q.table, 0) + 1
     cost = [max(1, sizes.get(q.table, 0) // max(1, per_table[q.table])) + 1000 for q in queries]
-    lanes: list[list[int]] = [[] for _ in range(sessions)]
-    load = [0] * sessions
+    share = sum(cost) / sessions
+    lanes: list[list] = [[] for _ in range(sessions)]
+    load = [0.0] * sessions
     for i in sorted(range(len(queries)), key=lambda k: -cost[k]):
+        q = queries[i]
+        if cost[i] > share / 2 and q.pk and q.customer is None and q.limit is None:
+            for k in range(sessions):
+                lanes[k].append((i, k, sessions))
+                load[k] += cost[i] / sessions
+            continue
         k = load.index(min(load))
         lanes[k].append(i)
         load[k] += cost[i]
-    return [sorted(lane) for lane in lanes if lane]
+    return [sorted(lane, key=lambda n: n if isinstance(n, int) else n[0]) for lane in lanes if lane]
 
 
 class ParallelClientReader:
@@ -100,7 +109,8 @@ class ParallelClientReader:
         lock = f"snapsync-export-{uuid.uuid4().hex}"
         tmp = tempfile.mkdtemp(prefix="snapsync-clients-")
         self.parts.mkdir(parents=True, exist_ok=True, mode=0o700)
-        ready = [threading.Event() for _ in queries]
+        parts_of = {n[0]: n[2] for lane in lanes for n in lane if isinstance(n, tuple)}  # split sections
+        ready = {(i, k): threading.Event() for i in range(len(queries)) for k in range(parts_of.get(i, 1))}
         points: list[SnapshotPoint | None] = [None] * len(lanes)
         reported = threading.Event()
         errors: list[BaseException] = []
@@ -112,7 +122,8 @@ class ParallelClientReader:
             barrier = [f"SELECT GET_LOCK('{lock}', {int(BARRIER_WAIT)}) INTO @snapsync_barrier;",
                        f"DO RELEASE_LOCK('{lock}');"]
             for k, lane in enumerate(lanes):
-                script = build_script([queries[i] for i in lane], self.dialect, numbers=lane, before=barrier)
+                script = build_script([queries[n if isinstance(n, int) else n[0]] for n in lane], self.dialect,
+                                      numbers=lane, before=barrier)
                 procs.append(start_client(self.target, script, tmp, name=f"export-{k}"))
             for k, proc in enumerate(procs):
                 t = threading.Thread(target=self._drain, args=(proc, k, points, reported, ready, errors),
@@ -132,12 +143,13 @@ class ParallelClientReader:
                 raise _Mismatch()
             yield ("pos", points[0])
             for i in range(len(queries)):
-                ready[i].wait()
-                if errors:
-                    raise errors[0]
-                path = self.parts / f"{i:05d}.part"
-                yield from _mapped_chunks(path, i)
-                os.unlink(path)
+                for k in range(parts_of.get(i, 1)):  # a split section: its parts in key order
+                    ready[(i, k)].wait()
+                    if errors:
+                        raise errors[0]
+                    path = self.parts / f"{i:05d}.{k}.part"
+                    yield from _mapped_chunks(path, i)
+                    os.unlink(path)
                 yield ("done", i, None)
         finally:
             coordinator.close()
@@ -171,9 +183,9 @@ class ParallelClientReader:
         finally:
             cur.execute("DO RELEASE_LOCK(%s)", (lock,))
 
-    def _drain(self, proc, k: int, points: list, reported: threading.Event, ready: list, errors: list) -> None:
-        """One client's stream into part files, one per section; its snapshot position into
-        ``points[k]``."""
+    def _drain(self, proc, k: int, points: list, reported: threading.Event, ready: dict, errors: list) -> None:
+        """One client's stream into part files, one per section or part of a section; its
+        snapshot position into ``points[k]``."""
         out = None
         try:
             parser = ConsistentReader(self.target, self.dialect)
@@ -181,16 +193,16 @@ class ParallelClientReader:
                 if item[0] == "pos":
                     points[k] = item[1]
                     reported.set()
-                elif item[0] == "data":
-                    if out is None:
-                        out = open(self.parts / f"{item[1]:05d}.part", "wb", opener=_private)
+                    continue
+                key = item[1] if isinstance(item[1], tuple) else (item[1], 0)
+                if out is None:  # its first data, or an empty section
+                    out = open(self.parts / f"{key[0]:05d}.{key[1]}.part", "wb", opener=_private)
+                if item[0] == "data":
                     out.write(item[2])
                 else:  # done
-                    if out is None:  # an empty section
-                        out = open(self.parts / f"{item[1]:05d}.part", "wb", opener=_private)
                     out.close()
                     out = None
-                    ready[item[1]].set()
+                    ready[key].set()
             rc = proc.wait()
             if rc != 0:
                 raise client_failure(proc, rc)
@@ -201,7 +213,7 @@ class ParallelClientReader:
                 out.close()
             reported.set()
             if errors:
-                for e in ready:
+                for e in ready.values():
                     e.set()
 
 

@@ -66,6 +66,21 @@ class Query:
             s += f" LIMIT {int(self.limit)}"
         return s + ";"
 
+    def chunk_script(self, part: int, parts: int) -> list[str]:
+        """The statements of part ``part`` of ``parts`` of this section: its key range read in the
+        snapshot, cut in ``parts`` equal spans, this part's span read through the clustered index
+        (each session computes the same range in the same snapshot; the parts in order are the
+        section in key order)."""
+        pk, table = f"`{self.pk}`", f"`{self.table}`"
+        where = f" AND {self.where}" if self.where else ""
+        order = f" ORDER BY {self.order_by}" if self.order_by else ""
+        lo = f"@lo + ((@hi - @lo + 1) * {int(part)}) DIV {int(parts)}"
+        hi = f"@lo + ((@hi - @lo + 1) * {int(part) + 1}) DIV {int(parts)} - 1"
+        return [
+            f"SELECT MIN({pk}), MAX({pk}) INTO @lo, @hi FROM {table}{' WHERE ' + self.where if self.where else ''};",
+            f"SELECT {self.expr} FROM {table} FORCE INDEX (PRIMARY) WHERE {pk} BETWEEN {lo} AND {hi}{where}{order};",
+        ]
+
     def script(self) -> list[str]:
         """The section's statements for a client script, which cannot look at a result before
         it sends the next statement. A per-customer section with an integer key reads, in the
@@ -113,13 +128,19 @@ def _marker(text: str) -> str:
     return f"SELECT CONCAT(CHAR(0 USING utf8mb4), '{text}');"
 
 
-def build_script(queries: list[Query], dialect: Dialect, *, numbers: list[int] | None = None,
+def build_script(queries: list[Query], dialect: Dialect, *, numbers: list | None = None,
                  before: list[str] = ()) -> str:
     """The client's script: ``before`` (a barrier), the snapshot, then each query under the
-    marker of its number (``numbers``: the sections' numbers in the whole export)."""
+    marker of its number (``numbers``: the sections' numbers in the whole export; a number
+    ``(i, k, n)`` is part ``k`` of ``n`` of section ``i``, marked ``Qi.k``)."""
     lines = [*before, *snapshot_script_lines(dialect, lambda: _marker("POS"))]
-    for i, q in zip(numbers if numbers is not None else range(len(queries)), queries):
-        lines.append(_marker(f"Q{i}"))
+    for number, q in zip(numbers if numbers is not None else range(len(queries)), queries):
+        if isinstance(number, tuple):
+            i, k, n = number
+            lines.append(_marker(f"Q{i}.{k}"))
+            lines.extend(q.chunk_script(k, n))
+            continue
+        lines.append(_marker(f"Q{number}"))
         lines.extend(q.script())
     lines.append(_marker("END"))
     lines.append("COMMIT;")
@@ -226,8 +247,8 @@ class ConsistentReader:
                     current = None
                 if tag == "POS":
                     in_pos = True
-                elif tag.startswith("Q"):
-                    current = int(tag[1:])
+                elif tag.startswith("Q"):  # Q<section> or, for a part of a section, Q<section>.<part>
+                    current = int(tag[1:]) if "." not in tag else tuple(int(x) for x in tag[1:].split("."))
                 start = nl + 1
         if buf:
             raise RetriableError("the export stream ended in the middle of a line")
