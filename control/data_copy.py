@@ -201,14 +201,18 @@ def copy_view(settings: Settings, account_id: int | None, copy_id: int) -> dict:
 
 
 # --- the steps ----------------------------------------------------------------------------
-def audit_both(cur, copy: DataCopy, action: str, *, for_from: dict, for_to: dict | None, who: str) -> None:
+def audit_both(cur, copy: DataCopy, action: str, *, for_from: dict, for_to: dict | None, who: str,
+               by: Side) -> None:
     """One record in each account's history, each with only what that account may see
-    (``for_to`` None: the receiving account is not told, e.g. it does not exist)."""
+    (``for_to`` None: the receiving account is not told, e.g. it does not exist). ``who``
+    acted for the account on side ``by``: the other account's record names that account, not
+    its person (an e-mail address of one account is never shown to another)."""
+    other = f"account #{copy.to_account if by == 'to' else copy.from_account}"
     record_audit(cur, account_id=copy.from_account, entity="data_copy", entity_id=str(copy.copy_id), action=action,
-                 detail=for_from, who=who)
+                 detail=for_from, who=who if by == "from" else other)
     if for_to is not None:
         record_audit(cur, account_id=copy.to_account, entity="data_copy", entity_id=str(copy.copy_id),
-                     action=action, detail=for_to, who=who)
+                     action=action, detail=for_to, who=who if by == "to" else other)
 
 
 def request(settings: Settings, account_id: int, req: DataCopyRequest, *, who: str | None = None,
@@ -254,7 +258,7 @@ def request(settings: Settings, account_id: int, req: DataCopyRequest, *, who: s
                      req.mode, who, now, now))
         copy = load(conn, cur.lastrowid)
         asked = {"source_customer": req.source_customer, "categories": list(req.categories), "mode": req.mode}
-        audit_both(cur, copy, "request", who=who,
+        audit_both(cur, copy, "request", who=who, by="from",
                     for_from={**asked, "to_account": req.to_account, "to_customer": req.to_customer},
                     for_to={**asked, "from_account": account_id, "to_customer": req.to_customer} if receiver else None)
         if receiver:
@@ -321,7 +325,7 @@ def approve(settings: Settings, account_id: int | None, copy_id: int, target_cus
                     "decided_by = %s, decided_at = %s, task_id = %s, updated_at = %s WHERE copy_id = %s",
                     (target, names.get(target), who, utcnow(), task_id, utcnow(), copy_id))
         shown = {"target_customer": target, "target_name": names.get(target)}
-        audit_both(cur, copy, "approve", who=who, for_from=shown, for_to={**shown, "task_id": task_id})
+        audit_both(cur, copy, "approve", who=who, by="to", for_from=shown, for_to={**shown, "task_id": task_id})
         notify(cur, account_id=copy.from_account, kind="data_copy_approved",
                message=f"Account #{copy.to_account} approved your Data Copy request #{copy_id}: customer "
                        f"#{copy.source_customer}'s {copy.categories_text()} will be copied into its customer #{target} "
@@ -345,7 +349,7 @@ def decline(settings: Settings, account_id: int | None, copy_id: int, *, who: st
         cur = conn.cursor()
         cur.execute("UPDATE snapsync_data_copy SET state = 'declined', decided_by = %s, decided_at = %s, "
                     "updated_at = %s WHERE copy_id = %s", (who, utcnow(), utcnow(), copy_id))
-        audit_both(cur, copy, "decline", who=who, for_from={}, for_to={})
+        audit_both(cur, copy, "decline", who=who, by="to", for_from={}, for_to={})
         notify(cur, account_id=copy.from_account, kind="data_copy_declined",
                message=f"Account #{copy.to_account} declined your Data Copy request #{copy_id}: nothing was copied.",
                detail={"copy_id": copy_id})

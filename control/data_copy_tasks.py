@@ -77,7 +77,7 @@ def _ended(copy: data_copy.DataCopy, state: str, action: str, result: dict | Non
         cur.execute("UPDATE snapsync_data_copy SET state = %s, result = COALESCE(%s, result), updated_at = %s "
                     "WHERE copy_id = %s", (state, None if result is None else json.dumps(result), utcnow(),
                                            copy.copy_id))
-        data_copy.audit_both(cur, copy, action, for_from=for_from, for_to=for_to, who=who)
+        data_copy.audit_both(cur, copy, action, for_from=for_from, for_to=for_to, who=who, by="to")
         if message:
             notify(cur, account_id=copy.from_account, kind=f"data_copy_{action}", message=message,
                    detail={"copy_id": copy.copy_id})
@@ -136,7 +136,8 @@ def undo_copy(settings: Settings, task) -> tuple[dict, str, object]:
         ids = [a for a, action, _d in _records(state, copy.copy_id) if action.startswith("initial-")]
         n = undo_many(conn, state, ids, force=bool(task.payload.get("force")), entities=("data_copy_apply",),
                       account_id=copy.to_account, who=task.requested_by or None, what=f"Data Copy {copy.copy_id}",
-                      force_hint=f"`snapsync copy undo {copy.copy_id} --force` (or confirm it on the Data Copy page)")
+                      force_hint=f"`snapsync copy undo {copy.copy_id} --force` (or confirm it on the Data Copy page)",
+                      nothing="has nothing to undo: it changed nothing, or was undone already")
     b_message = (f"Data Copy #{copy.copy_id} was undone: {n} item(s) of your customer #{copy.target_customer} "
                  "restored or removed.")
     a_message = (f"Account #{copy.to_account} undid Data Copy #{copy.copy_id}: what it copied into customer "
@@ -162,7 +163,7 @@ def on_failure(task, exc: Exception):
                     (json.dumps({"error": str(exc)[:500]}), utcnow(), int(task.payload["copy_id"])))
         copy = data_copy.load(cur.connection, int(task.payload["copy_id"]))
         data_copy.audit_both(cur, copy, "failed", for_from={}, for_to={"error": str(exc)[:500]},
-                              who="snapsync-sync")
+                             who="snapsync-sync", by="to")
         notify(cur, account_id=copy.from_account, kind="data_copy_failed",
                message=f"Your Data Copy #{copy.copy_id} could not be made; account #{copy.to_account} was told why.",
                detail={"copy_id": copy.copy_id})

@@ -51,16 +51,16 @@ def _view(row, names: dict[int, str]) -> dict:
                             "group_id": d.get("group_id"), "table": d.get("table"),
                             "data_set": ds.name if ds else d.get("table"), "target_customer": d.get("target_customer"),
                             "target_name": names.get(d.get("target_customer")), "source_customer": d.get("source_customer"),
-                            "initial_copy": action.startswith("initial-"), "items": [], "more": 0, "created": 0}
+                            "initial_copy": action.startswith("initial-"), "replaced": [], "more": 0, "created": 0}
     if action.startswith("initial-"):
         listed = d.get("replaced") or []
-        item["items"] = [{"key": r["key"], "changes": [{"column": c, "before": v[0], "after": v[1]}
+        item["replaced"] = [{"key": r["key"], "changes": [{"column": c, "before": v[0], "after": v[1]}
                                                        for c, v in r["changes"].items()]} for r in listed]
         item["more"] = max(0, int(d.get("overridden") or 0) - len(listed))
         item["created"] = int(d.get("created") or 0)
     elif ds is not None:
         key, changes = _changes(ds, json.loads(before) if before else None, json.loads(after) if after else None)
-        item["items"] = [{"key": key, "changes": changes}]
+        item["replaced"] = [{"key": key, "changes": changes}]
     return item
 
 

@@ -106,7 +106,9 @@ def _conflicts(cur, rows) -> list[dict]:
 def undo_many(conn, state, audit_ids: list[int], *, force: bool = False,
               entities: tuple[str, ...] = ("sync_apply",), account_id: int | None = None, who: str | None = None,
               what: str | None = None,
-              force_hint: str = "`snapsync sync undo --force` (or confirm it on the Data Sync page)") -> int:
+              force_hint: str = "`snapsync sync undo --force` (or confirm it on the Data Sync page)",
+              nothing: str = "has nothing to undo: give the id of a sync application (`snapsync audit --entity "
+                             "sync_apply`)") -> int:
     """Restore what these applications (a sync command, an initial copy's tables, a Data
     Copy's tables) overwrote and remove what they created, all in one source transaction,
     or nothing. Returns the number of rows restored or removed. ``conn``: from
@@ -134,8 +136,7 @@ def undo_many(conn, state, audit_ids: list[int], *, force: bool = False,
             found.append((audit_id, journal[0], journal[1], rows))
     if not found:
         conn.rollback()
-        raise ConfigError(f"{what} has nothing to undo: give the id of a sync application "
-                          "(`snapsync audit --entity sync_apply`)")
+        raise ConfigError(f"{what} {nothing}")
     if not force:
         conflicts = _conflicts(cur, [r for *_x, rows in found for r in rows])
         if conflicts:
