@@ -167,3 +167,16 @@ def test_a_request_reveals_nothing_about_the_other_account(two_accounts):
     assert r.returncode == 2 and "unknown data category" in r.stderr
     r = run(s, "copy", "list", "--account", "1", "--json")
     assert r.returncode == 0 and {c["copy_id"] for c in json.loads(r.stdout)["sent"]} >= {real.copy_id, ghost.copy_id}
+
+
+def test_an_unanswered_request_expires(two_accounts):
+    s = two_accounts
+    copy = data_copy.request(s, 1, DataCopyRequest(source_customer=3, to_account=2, to_customer=4,
+                                                   categories=("facilities",)), who="alice@example.test")
+    qs(s, "UPDATE snapsync_data_copy SET requested_at = requested_at - INTERVAL 31 DAY WHERE copy_id = %s",
+       (copy.copy_id,))
+    assert data_copy.copy_view(s, 1, copy.copy_id)["status"] == "expired"
+    with pytest.raises(ConfigError, match="is expired"):
+        data_copy.approve(s, 2, copy.copy_id, who="bob@example.test")
+    r = run(s, "sync", "tasks", "--account", "2")  # the copies' tasks are listed with Data Sync's
+    assert r.returncode == 0 and "Data Copy" in r.stdout, r.stderr
