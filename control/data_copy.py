@@ -123,7 +123,9 @@ def view(copy: DataCopy, side: Side | None, names: dict | None = None) -> dict:
     names = names or {}
     own, shared, accounts = names.get("own", {}), names.get("shared", {}), names.get("accounts", {})
     base = {"copy_id": copy.copy_id, "side": side, "status": copy.status, "mode": copy.mode,
-            "categories": [_NAMES[c] for c in copy.categories], "requested_at": copy.requested_at.isoformat(),
+            "categories": [_NAMES[c] for c in copy.categories],
+            "category_labels": [CATEGORY_LABELS[c] for c in copy.categories],
+            "requested_at": copy.requested_at.isoformat(),
             "source_customer": copy.source_customer,
             "source_name": (own if side == "from" else shared if side == "to" else own).get(copy.source_customer)}
     approved = copy.state in ("approved", "done", "failed", "undone")
@@ -262,11 +264,11 @@ def request(settings: Settings, account_id: int, req: DataCopyRequest, *, who: s
                     for_from={**asked, "to_account": req.to_account, "to_customer": req.to_customer},
                     for_to={**asked, "from_account": account_id, "to_customer": req.to_customer} if receiver else None)
         if receiver:
+            how = "only creating items that do not exist" if req.mode == "create-only" else "overriding existing items"
             notify(cur, account_id=req.to_account, kind="data_copy_request",
                    message=f"Account #{account_id} ({from_name}) asks for a one-time Data Copy of its customer "
                            f"#{req.source_customer} ({source_name})'s {copy.categories_text()} into your customer "
-                           f"#{req.to_customer} ({'only creating items that do not exist' if req.mode == 'create-only' else 'overriding existing items'}). "
-                           "Open Data Copy to approve or decline it.",
+                           f"#{req.to_customer} ({how}). Open Data Copy to approve or decline it.",
                    detail={"copy_id": copy.copy_id})
         conn.commit()
     return copy

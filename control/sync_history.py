@@ -50,7 +50,8 @@ def _view(row, names: dict[int, str]) -> dict:
     item: dict[str, Any] = {"audit_id": audit_id, "at": at.isoformat(), "action": action,
                             "group_id": d.get("group_id"), "table": d.get("table"),
                             "data_set": ds.name if ds else d.get("table"), "target_customer": d.get("target_customer"),
-                            "target_name": names.get(d.get("target_customer")), "source_customer": d.get("source_customer"),
+                            "target_name": names.get(d.get("target_customer")),
+                            "source_customer": d.get("source_customer"),
                             "initial_copy": action.startswith("initial-"), "replaced": [], "more": 0, "created": 0}
     if action.startswith("initial-"):
         listed = d.get("replaced") or []
@@ -76,7 +77,8 @@ def _undone(cur, ids: list[int]) -> dict[int, dict]:
     return out
 
 
-def recent_overrides(settings: Settings, account_id: int, group_ids: list[int], per_group: int = 10) -> dict[int, list[dict]]:
+def recent_overrides(settings: Settings, account_id: int, group_ids: list[int],
+                     per_group: int = 10) -> dict[int, list[dict]]:
     """``{group id: [override, newest first]}``: each with the data set, the target customer,
     per item its natural key and the columns it replaced (before and after), and ``undone``."""
     with connect(settings.db) as practice:

@@ -163,7 +163,8 @@ def application_events(source, records: list[tuple]) -> list[UsageEvent]:
         if account is None:
             continue  # the target customer is gone: nobody to bill
         events.append(UsageEvent(kind, f"journal:{r[0]}", int(account), month_of(r[1]), sync_items=n,
-                                 detail={"table": detail.get("table"), "target_customer": detail.get("target_customer")}))
+                                 detail={"table": detail.get("table"),
+                                         "target_customer": detail.get("target_customer")}))
     return events
 
 

@@ -86,6 +86,10 @@ def check_categories(v: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(sorted(set(v)))
 
 
+#: The largest id the tables hold (INT UNSIGNED).
+MAX_ID = 2**32 - 1
+
+
 class DataCopyRequest(BaseModel):
     """A request for a one-time Data Copy: setup data of one of the requesting account's
     customers into a customer of another account, which that account approves or declines
@@ -97,10 +101,10 @@ class DataCopyRequest(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    source_customer: int = Field(gt=0, description="The requesting account's customer to copy from.")
-    to_account: int = Field(gt=0, description="The account number of the receiving account.")
-    to_customer: int = Field(gt=0, description="The customer number the receiving account gave you (it confirms "
-                                               "or picks its customer when it approves).")
+    source_customer: int = Field(gt=0, le=MAX_ID, description="The requesting account's customer to copy from.")
+    to_account: int = Field(gt=0, le=MAX_ID, description="The account number of the receiving account.")
+    to_customer: int = Field(gt=0, le=MAX_ID, description="The customer number the receiving account gave you (it "
+                                                          "confirms or picks its customer when it approves).")
     categories: tuple[str, ...] = Field(description="codes, facilities, referring_providers, payers.")
     mode: SyncMode = "create-only"
 

@@ -138,7 +138,8 @@ def test_the_requester_sees_nothing_of_the_other_account_before_approval_and_onl
     assert set(after["result"]) == {"source_items"}  # its own items sent; nothing of what account 2 had
     others = [x for x in secrets if x not in allowed(s)]
     assert name8 in allowed(s)
-    for text in (s_cookie.get(f"{web.url}/accounts/1/copies/{cid}").text, requests.get(f"{api}/{cid}", headers=auth).text,
+    for text in (s_cookie.get(f"{web.url}/accounts/1/copies/{cid}").text,
+                 requests.get(f"{api}/{cid}", headers=auth).text,
                  s_cookie.get(f"{web.url}/accounts/1/messages").text, s_cookie.get(f"{web.url}/accounts/1/audit").text,
                  requests.get(f"{web.url}/api/accounts/1/usage", headers=auth).text):
         assert not any(x in text for x in others)
