@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from snapsync.connectors.mysql import connect
-from snapsync.control import data_copy, data_sync, sync_groups, sync_history, sync_tasks, users
+from snapsync.control import data_copy, data_sync, sync_groups, sync_history, sync_tasks, usage, users
 from snapsync.schemas.control import DataCopyRequest
 from tests.conftest import qs
 from tests.web.helpers import session
@@ -37,9 +37,16 @@ def secrets(stack22):
 
 
 def allowed(s) -> set[str]:
-    """What account 1 may read of other accounts: the target customers' names of the copies it
-    asked for that were approved."""
-    return {c["target_name"] for c in data_copy.account_copies(s, 1)["sent"] if c["target_name"]}
+    """What account 1 may read of other accounts (other modules' copies too): the target
+    customers' names of the copies it asked for that were approved, and what another account
+    chose to tell it by asking it for a copy (its name, its source customer's)."""
+    copies = data_copy.account_copies(s, 1)
+    return ({c["target_name"] for c in copies["sent"] if c["target_name"]}
+            | {c["from_account_name"] for c in copies["received"]} | {c["source_name"] for c in copies["received"]})
+
+
+def copy_items(web, auth) -> int:
+    return requests.get(f"{web.url}/api/accounts/1/usage", headers=auth).json()["by_kind"]["data_copy"]["sync_items"]
 
 
 @pytest.fixture(scope="module")
@@ -124,10 +131,12 @@ def test_the_requester_sees_nothing_of_the_other_account_before_approval_and_onl
              requests.get(f"{api}/{cid}", headers=auth).text, requests.get(api, headers=auth).text,
              s_cookie.get(f"{web.url}/accounts/1/messages").text,
              requests.get(f"{web.url}/api/accounts/1/audit", headers=auth, params={"entity": "data_copy"}).text]
-    shown = allowed(s)  # the targets of copies account 1 asked for that were approved (other tests')
+    shown = allowed(s)
     for text in pages:
         assert not [x for x in secrets if x in text and x not in shown]
     # account 2 approves into its customer 8 (not the one asked): account 1 sees that customer, no other
+    mine_before = copy_items(web, auth)
+    theirs_before = usage.account_usage(s, 2)["by_kind"]["data_copy"]["sync_items"]
     bob = users.issue_token(s, "bob@example.test", who="test-setup")
     r = requests.post(f"{web.url}/api/accounts/2/copies/{cid}/approve", json={"target_customer": 8},
                       headers={"Authorization": f"Bearer {bob}"}, params={"wait": 30})
@@ -148,9 +157,11 @@ def test_the_requester_sees_nothing_of_the_other_account_before_approval_and_onl
         r = requests.post(f"{api}/{cid}/{action}", json={} if action != "approve" else {"target_customer": 1},
                           headers=auth)
         assert r.status_code == 404 and r.json() == {"detail": "Not Found"}, action
-    # the other account's audit and usage hold the copy; account 1's usage does not count its items
-    assert requests.get(f"{web.url}/api/accounts/1/usage", headers=auth).json()["by_kind"]["data_copy"][
-        "sync_items"] == 0
+    # the receiving account's usage counts the copy's items; the requester's does not
+    assert copy_items(web, auth) == mine_before
+    made = data_copy.copy_view(s, 2, cid)["result"]
+    assert usage.account_usage(s, 2)["by_kind"]["data_copy"]["sync_items"] == \
+        theirs_before + made["created"] + made["overridden"]
 
 
 def test_viewers_cannot_request_approve_or_undo(stack22):
