@@ -22,7 +22,7 @@ test:
 # The web app's screenshots in docs/web/ (docs/web.md shows them), taken by the browser tests.
 screenshots:
 	@./scripts/bootstrap.sh --browser
-	SNAPSYNC_SCREENSHOTS=docs/web .venv/bin/pytest -q tests/web/test_browser.py tests/web/test_popup.py
+	SNAPSYNC_SCREENSHOTS=docs/web .venv/bin/pytest -q tests/web/test_browser.py tests/web/test_popup.py tests/web/test_browser_usage_copy_undo.py
 
 bench:
 	@./scripts/bootstrap.sh --connect

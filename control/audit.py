@@ -76,8 +76,13 @@ def flush_outbox(source, state) -> int:
     """Move every record of the outbox (``source``: a ``connect_source`` connection) into the
     state store's audit (``state``), each exactly once: the state record is keyed by its
     journal id, so a flush interrupted between its two commits moves nothing twice. Returns
-    how many were moved."""
+    how many were moved.
+
+    The Data Sync and Data Copy items the records applied are counted for the invoice in the
+    same state transaction, keyed by the same journal id (``control/usage.py``): a record moved
+    twice is counted once."""
     from snapsync.connectors.state import signal_table
+    from snapsync.control import usage
 
     outbox = signal_table(source, "snapsync_audit_outbox")
     moved = 0
@@ -89,11 +94,15 @@ def flush_outbox(source, state) -> int:
         source.commit()
         if not rows:
             return moved
+        events = usage.application_events(source, rows)
+        source.commit()
         st = state.cursor()
         st.executemany("INSERT IGNORE INTO snapsync_audit (journal_id, at, actor, account_id, entity, entity_id, "
                        "action, before_json, after_json, detail) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                        [tuple(r) for r in rows])
+        counted = [e for e in events if usage.record(st, e)]
         state.commit()
+        usage.observe(counted)
         cur.execute(f"DELETE FROM {outbox} WHERE outbox_id IN ({','.join(['%s'] * len(rows))})",
                     [r[0] for r in rows])
         source.commit()

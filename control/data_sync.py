@@ -60,17 +60,44 @@ def _text_object(alias: str, columns) -> str:
     return "JSON_OBJECT(" + ", ".join(f"'{c}', CAST({alias}.`{c}` AS CHAR)" for c in columns) + ")"
 
 
-def initial_copy(conn, group_id: int, source: int, target: int, tables: list[DataSet], mode: str,
-                 account_id: int | None = None, _known_empty: bool | None = None) -> dict:
-    """The bulk copy of a new group or target (the old "Data Copy"): set-based SQL, one
-    transaction per table, before-images kept for undo under one audit record each (of
-    ``account_id``, so the account's audit history shows it). ``conn``: from
-    ``connect_source``; the audit records wait in the outbox until ``flush_outbox``."""
+#: Items of an override whose replaced values an initial copy's audit record lists (the
+#: before-images of all of them are kept for undo in any case).
+REPLACED_LISTED = 50
+
+
+def _replaced(cur, before_table: str, journal: int, ds: DataSet) -> list[dict]:
+    """What an override copy replaced, from its before-images: per item its natural key and
+    ``{column: [before, after]}`` of the columns it changed (setup data, for the account that
+    owns it: the Data Sync page's list of overrides)."""
+    cur.execute(f"SELECT natural_key, before_json, after_json FROM {before_table} WHERE journal_id = %s AND "
+                "before_json IS NOT NULL LIMIT %s", (journal, REPLACED_LISTED))
+    out = []
+    for nk, before, after in cur.fetchall():
+        b, a = json.loads(before), json.loads(after or "{}")
+        out.append({"key": json.loads(nk), "changes": {c: [b.get(c), v] for c, v in a.items() if b.get(c) != v}})
+    return out
+
+
+def initial_copy(conn, group_id: int | None, source: int, target: int, tables: list[DataSet], mode: str,
+                 account_id: int | None = None, _known_empty: bool | None = None, *, entity: str = "sync_apply",
+                 entity_id: str | None = None, extra: dict | None = None, who: str = "snapsync-sync") -> dict:
+    """The bulk copy of a new group or target (and of a Data Copy between accounts): set-based
+    SQL, one transaction per table, before-images kept for undo under one audit record each (of
+    ``account_id``, so the account's audit history shows it), which says how many items it
+    created and overrode and lists what the first overrides replaced. ``conn``: from
+    ``connect_source``; the audit records wait in the outbox until ``flush_outbox``.
+
+    Args:
+        entity, entity_id, extra: the audit records' entity (``sync_apply``; a Data Copy's are
+            ``data_copy_apply``), id (default ``initial:<group>:<target>``) and detail added.
+    """
     counts = {}
     before_table = signal_table(conn, "snapsync_sync_before")
+    outbox = signal_table(conn, "snapsync_audit_outbox")
     cur = conn.cursor()
     cur.execute("SELECT @@innodb_autoinc_lock_mode")
     consecutive = int(cur.fetchone()[0]) in (0, 1)
+    again = {"entity": entity, "entity_id": entity_id, "extra": extra, "who": who}
     for ds in tables:
         cur = conn.cursor()
         cols = list(ds.sync_columns)
@@ -78,12 +105,11 @@ def initial_copy(conn, group_id: int, source: int, target: int, tables: list[Dat
         src_cols = ", ".join(f"s.`{c}`" for c in cols)
         match = " AND ".join(f"x.`{c}` = s.`{c}`" for c in ds.natural_key)
         nk_json = "JSON_OBJECT(" + ", ".join(f"'{c}', s.`{c}`" for c in ds.natural_key) + ")"
-        journal = record_source_audit(cur, account_id=account_id, entity="sync_apply",
-                                entity_id=f"initial:{group_id}:{target}",
-                                action=f"initial-{mode}", detail={"group_id": group_id, "table": ds.table,
-                                                                   "source_customer": source,
-                                                                   "target_customer": target, "mode": mode},
-                                who="snapsync-sync")
+        detail = {**(extra or {}), "group_id": group_id, "table": ds.table, "source_customer": source,
+                  "target_customer": target, "mode": mode}
+        journal = record_source_audit(cur, account_id=account_id, entity=entity,
+                                      entity_id=entity_id or f"initial:{group_id}:{target}",
+                                      action=f"initial-{mode}", detail=detail, who=who)
         cur.execute(f"SELECT 1 FROM `{ds.table}` WHERE customer_id = %s LIMIT 1", (target,))
         empty = cur.fetchone() is None and _known_empty is not False  # a new customer: nothing to match
         missing = (f"FROM `{ds.table}` s WHERE s.customer_id = %s AND NOT EXISTS "
@@ -114,7 +140,8 @@ def initial_copy(conn, group_id: int, source: int, target: int, tables: list[Dat
                         (target, source, target))
         except pymysql.err.IntegrityError:  # the target got an item meanwhile: copy this table again, matched
             conn.rollback()
-            counts.update(initial_copy(conn, group_id, source, target, [ds], mode, account_id, _known_empty=False))
+            counts.update(initial_copy(conn, group_id, source, target, [ds], mode, account_id, _known_empty=False,
+                                       **again))
             continue
         created = cur.rowcount
         if created and consecutive:
@@ -129,8 +156,16 @@ def initial_copy(conn, group_id: int, source: int, target: int, tables: list[Dat
             updates = ", ".join(f"x.`{c}` = s.`{c}`" for c in cols if c not in ds.natural_key)
             cur.execute(f"UPDATE `{ds.table}` x JOIN `{ds.table}` s ON s.customer_id = %s AND {match} "
                         f"SET {updates} WHERE x.customer_id = %s", (source, target))
+        cur.execute(f"SELECT COUNT(*) FROM `{ds.table}` WHERE customer_id = %s", (source,))
+        offered = int(cur.fetchone()[0])
+        replaced = _replaced(cur, before_table, journal, ds) if changed else []
+        # The record says what the copy did (the invoice counts its items, the Data Sync page
+        # lists what it replaced), in the same transaction as the copy.
+        cur.execute(f"UPDATE {outbox} SET detail = %s WHERE outbox_id = %s",
+                    (json.dumps({**detail, "created": created, "overridden": changed, "source_items": offered,
+                                 "replaced": replaced}, default=str), journal))
         conn.commit()
-        counts[ds.table] = {"created": created, "overridden": changed}
+        counts[ds.table] = {"created": created, "overridden": changed, "source_items": offered}
     return counts
 
 

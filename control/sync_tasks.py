@@ -1,5 +1,6 @@
 """Data Sync's writes that a person asks for (a new group's initial copy, undo of an
-application), queued in the state store and made by the stream worker.
+application, an approved Data Copy between accounts and its undo), queued in the state store
+and made by the stream worker.
 
 Why a queue: only the worker's login may write the practice data (the ``sync`` role: the sync
 data sets only). The web app and the CLI, which take the request, hold the ``web`` role's
@@ -34,7 +35,9 @@ from snapsync.schemas.errors import ConfigError, RetriableError, SnapsyncError
 
 log = logging.getLogger("snapsync.sync-tasks")
 
-TaskKind = Literal["copy", "undo"]
+TaskKind = Literal["copy", "undo", "data_copy", "copy_undo"]
+#: The Messages kind of each task kind's outcome (``<prefix>_done`` / ``<prefix>_failed``).
+MESSAGE_KIND = {"copy": "sync_copy", "undo": "sync_undo", "data_copy": "data_copy", "copy_undo": "data_copy_undo"}
 #: Seconds a claimed task is held without renewal.
 LEASE = 120.0
 #: A task tried this many times and failing each time is marked failed.
@@ -51,6 +54,7 @@ class Task:
     attempts: int = 0
     result: dict | None = None
     error: str | None = None
+    requested_by: str = ""
 
     def view(self) -> dict:
         return {"task_id": self.task_id, "account_id": self.account_id, "kind": self.kind, "state": self.state,
@@ -74,12 +78,12 @@ def enqueue_copy(cur, group: SyncGroup, targets, *, who: str | None = None) -> d
             for t in targets}
 
 
-_COLUMNS = "task_id, account_id, kind, payload, state, attempts, result, error"
+_COLUMNS = "task_id, account_id, kind, payload, state, attempts, result, error, requested_by"
 
 
 def _task(row) -> Task:
     return Task(row[0], row[1], row[2], json.loads(row[3]), row[4], row[5],
-                json.loads(row[6]) if row[6] else None, row[7])
+                json.loads(row[6]) if row[6] else None, row[7], row[8])
 
 
 def get(conn, task_ids: list[int]) -> list[Task]:
@@ -130,9 +134,10 @@ def claim_next(conn, owner: str, lease: float = LEASE) -> Task | None:
 
 
 def finish(conn, task: Task, owner: str, state: str, *, result: dict | None = None, error: str | None = None,
-           message: str | None = None) -> bool:
+           message: str | None = None, then=None) -> bool:
     """Record the outcome (only while the task is still this owner's) and the account's message
-    in one transaction. False when another owner took the task over meanwhile."""
+    in one transaction; ``then(cur)`` runs in it too (a Data Copy's state and its requester's
+    message). False when another owner took the task over meanwhile."""
     cur = conn.cursor()
     cur.execute("UPDATE snapsync_sync_task SET state = %s, result = %s, error = %s, lease_until = NULL, "
                 "finished_at = UTC_TIMESTAMP(6), updated_at = UTC_TIMESTAMP(6) "
@@ -143,8 +148,13 @@ def finish(conn, task: Task, owner: str, state: str, *, result: dict | None = No
         conn.rollback()
         return False
     if message:
-        notify(cur, account_id=task.account_id, kind=f"sync_{task.kind}_{'done' if state == 'done' else 'failed'}",
-               message=message, detail={"task_id": task.task_id, **({"result": result} if result else {})})
+        notify(cur, account_id=task.account_id,
+               kind=f"{MESSAGE_KIND.get(task.kind, task.kind)}_{'done' if state == 'done' else 'failed'}",
+               message=message, detail={"task_id": task.task_id, **({"result": result} if result else {}),
+                                        **({"copy_id": task.payload["copy_id"]} if "copy_id" in task.payload
+                                           else {})})
+    if then is not None:
+        then(cur)
     conn.commit()
     return True
 
@@ -168,14 +178,24 @@ def _copy_message(task: Task, counts: dict) -> str:
             f"into customer {p['target']} ({p['mode']}): {created} item(s) created, {overridden} overridden.")
 
 
-def run(settings: Settings, task: Task) -> tuple[dict, str]:
-    """Make one task on connections of its own; returns (result, message for the account).
+@dataclass
+class Outcome:
+    """What making a task came to: its result, the account's message, and what else commits
+    with the task's end (``then(cur)``, in the state transaction of :func:`finish`)."""
+
+    result: dict
+    message: str
+    then: Any = None
+
+
+def run(settings: Settings, task: Task) -> Outcome:
+    """Make one task on connections of its own.
 
     Raises:
         ConfigError: the task cannot be made (an undo refused; its message says why).
         RetriableError: the database was away.
     """
-    from snapsync.control import data_sync, sync_undo
+    from snapsync.control import data_copy_tasks, data_sync, sync_undo
     from snapsync.schemas.catalog import sync_datasets
 
     p = task.payload
@@ -184,33 +204,42 @@ def run(settings: Settings, task: Task) -> tuple[dict, str]:
                           targets=(p["target"],), categories=tuple(p["categories"]), mode=p["mode"])
         tables = [d for c in group.categories for d in sync_datasets(c)]
         counts = data_sync.copy_tables(settings, group, p["target"], tables)
-        return {"tables": counts}, _copy_message(task, counts)
+        return Outcome({"tables": counts}, _copy_message(task, counts))
     if task.kind == "undo":
         n = sync_undo.undo_application(settings, int(p["audit_id"]), force=bool(p.get("force")),
-                                       account_id=task.account_id)
-        return {"rows": n}, f"Data Sync undid application {p['audit_id']}: {n} row(s) restored or removed."
+                                       account_id=task.account_id, who=task.requested_by or None)
+        return Outcome({"rows": n}, f"Data Sync undid application {p['audit_id']}: {n} row(s) restored or removed.")
+    if task.kind == "data_copy":
+        return Outcome(*data_copy_tasks.make_copy(settings, task))
+    if task.kind == "copy_undo":
+        return Outcome(*data_copy_tasks.undo_copy(settings, task))
     raise ConfigError(f"unknown task kind {task.kind!r}")
 
 
 def work_once(settings: Settings, owner: str, state_conn) -> Task | None:
     """Claim and make one task; None when the queue is empty."""
+    from snapsync.control import data_copy_tasks
+    from snapsync.control.sync_undo import UndoConflict
+
     task = claim_next(state_conn, owner)
     if task is None:
         return None
     try:
-        result, message = run(settings, task)
+        done = run(settings, task)
     except (ConfigError, SnapsyncError) as exc:
         if isinstance(exc, RetriableError):
             release(state_conn, task, owner)
             raise
-        finish(state_conn, task, owner, "failed", error=str(exc),
-               message=f"Data Sync could not make your {task.kind} (task {task.task_id}): {str(exc)[:600]}")
-        log.info("sync task %d (%s) refused: %s", task.task_id, task.kind, exc)
+        conflicts = {"conflicts": exc.conflicts} if isinstance(exc, UndoConflict) else None
+        finish(state_conn, task, owner, "failed", error=str(exc), result=conflicts,
+               message=f"Data Sync could not make your {task.kind.replace('_', ' ')} (task {task.task_id}): "
+                       f"{str(exc)[:600]}", then=data_copy_tasks.on_failure(task, exc))
+        log.info("sync task %d (%s) refused (%s)", task.task_id, task.kind, type(exc).__name__)
         return task
     except Exception:
         release(state_conn, task, owner)
         raise
-    finish(state_conn, task, owner, "done", result=result, message=message)
+    finish(state_conn, task, owner, "done", result=done.result, message=done.message, then=done.then)
     log.info("sync task %d (%s) done", task.task_id, task.kind)
     return task
 

@@ -55,81 +55,149 @@ def changes_since(cur, table: str, target: int, row_id: int | None, nk: dict, af
     return {i: cols for i, cols in found.items() if cols}
 
 
-def journal_of(state, audit_id: int) -> int | None:
+class UndoConflict(ConfigError):
+    """An undo refused because items changed after the application.
+
+    Attributes:
+        conflicts: per item changed since: ``table``, ``data_set``, ``row_id``, ``key`` (its
+            natural key, when known), ``columns`` changed, and ``written`` / ``now`` (their
+            values as the application wrote them and as they are: setup data of the account
+            that asked, for its pages; never in the message, which goes to logs and Messages).
+    """
+
+    def __init__(self, message: str, conflicts: list[dict]) -> None:
+        super().__init__(message)
+        self.conflicts = conflicts
+
+
+def journal_of(state, audit_id: int, entities: tuple[str, ...] = ("sync_apply",)) -> int | None:
     """The journal id of a sync application's audit record (None: not one)."""
+    found = _journal(state, audit_id, entities)
+    return None if found is None else found[0]
+
+
+def _journal(state, audit_id: int, entities: tuple[str, ...]) -> tuple[int, str] | None:
     cur = state.cursor()
-    cur.execute("SELECT journal_id FROM snapsync_audit WHERE audit_id = %s AND entity = 'sync_apply'", (audit_id,))
+    cur.execute(f"SELECT journal_id, entity FROM snapsync_audit WHERE audit_id = %s AND entity IN "
+                f"({','.join(['%s'] * len(entities))}) AND action <> 'undo'", (audit_id, *entities))
     row = cur.fetchone()
     state.commit()
-    return None if row is None or row[0] is None else int(row[0])
+    return None if row is None or row[0] is None else (int(row[0]), row[1])
 
 
-def undo(conn, state, audit_id: int, *, force: bool = False, account_id: int | None = None) -> int:
-    """Restore what one sync application (or initial copy) overwrote; remove what it
-    created. Returns the number of rows restored or removed. ``conn``: from ``connect_source``
-    (the restore, its echo marks and its audit record commit together); ``state``: the state
-    store (the audit record named, and the undo's record once moved); ``account_id``: the
-    account that asked, which must still own every target customer.
+def _conflicts(cur, rows) -> list[dict]:
+    """Every item these before-image rows wrote that differs now from what was written."""
+    out = []
+    for table, target, row_id, nk_json, _before, after_json in rows:
+        nk = json.loads(nk_json)
+        after = None if after_json is None else json.loads(after_json)
+        for i, cols in sorted(changes_since(cur, table, target, row_id, nk, after).items()):
+            item = {"table": table, "data_set": dataset(table).name, "row_id": i, "columns": cols,
+                    "key": None if "__created_ids__" in nk else nk, "written": {}, "now": {}}
+            real = [c for c in cols if c in dataset(table).column_names]
+            if real and after is not None and "__created_ids__" not in nk:
+                item["written"] = {c: after.get(c) for c in real}
+                now = _current_texts(cur, dataset(table), "id = %s", (i,), real).get(i)
+                item["now"] = now or {}
+            out.append(item)
+    return out
+
+
+def undo_many(conn, state, audit_ids: list[int], *, force: bool = False,
+              entities: tuple[str, ...] = ("sync_apply",), account_id: int | None = None, who: str | None = None,
+              what: str | None = None,
+              force_hint: str = "`snapsync sync undo --force` (or confirm it on the Data Sync page)",
+              nothing: str = "has nothing to undo: give the id of a sync application (`snapsync audit --entity "
+                             "sync_apply`)") -> int:
+    """Restore what these applications (a sync command, an initial copy's tables, a Data
+    Copy's tables) overwrote and remove what they created, all in one source transaction,
+    or nothing. Returns the number of rows restored or removed. ``conn``: from
+    ``connect_source`` (the restore, its echo marks and its audit records commit together);
+    ``state``: the state store (the audit records named, and the undo's records once moved).
 
     Raises:
-        ConfigError: nothing to undo under that id, a target customer that moved to another
-            account, or (without ``force``) an item changed after the application, naming the
+        ConfigError: nothing to undo under these ids.
+        UndoConflict: (without ``force``) an item changed after the application, naming the
             rows and columns.
     """
     flush_outbox(conn, state)  # an application's record still in the outbox is undoable too
-    journal = journal_of(state, audit_id)
+    what = what or f"audit record {', '.join(map(str, audit_ids))}"
     before_table = signal_table(conn, "snapsync_sync_before")
     cur = conn.cursor()
-    rows = ()
-    if journal is not None:
+    found: list[tuple[int, int, str, tuple]] = []  # (audit id, journal, entity, before rows)
+    for audit_id in audit_ids:
+        journal = _journal(state, audit_id, entities)
+        if journal is None:
+            continue
         cur.execute("SELECT table_name, target_customer, row_id, natural_key, before_json, after_json "
-                    f"FROM {before_table} WHERE journal_id = %s", (journal,))
+                    f"FROM {before_table} WHERE journal_id = %s", (journal[0],))
         rows = cur.fetchall()
-    if not rows:
-        raise ConfigError(f"audit record {audit_id} has nothing to undo: give the id of a sync application "
-                          "(`snapsync audit --entity sync_apply`)")
+        if rows:
+            found.append((audit_id, journal[0], journal[1], rows))
+    if not found:
+        conn.rollback()
+        raise ConfigError(f"{what} {nothing}")
     if account_id is not None:  # a target moved since: its items are another account's now
         from snapsync.control.moves import check_owned
 
-        check_owned(conn, account_id, {r[1] for r in rows}, what="the undo")
+        check_owned(conn, account_id, {r[1] for *_x, rows in found for r in rows}, what="the undo")
     if not force:
-        changed = []
-        for table, target, row_id, nk_json, _before, after_json in rows:
-            found = changes_since(cur, table, target, row_id, json.loads(nk_json),
-                                  None if after_json is None else json.loads(after_json))
-            changed += [f"{table} row {i} ({', '.join(cols)})" for i, cols in sorted(found.items())]
-        if changed:
+        conflicts = _conflicts(cur, [r for *_x, rows in found for r in rows])
+        if conflicts:
             conn.rollback()
-            raise ConfigError(
-                f"audit record {audit_id}: {len(changed)} item(s) changed after this application: "
-                f"{'; '.join(changed[:10])}{' ...' if len(changed) > 10 else ''}. Undo would throw those "
-                "changes away; run `snapsync sync undo --force` to undo anyway")
+            named = [f"{c['table']} row {c['row_id']} ({', '.join(c['columns'])})" for c in conflicts]
+            raise UndoConflict(
+                f"{what}: {len(named)} item(s) changed after this application: {'; '.join(named[:10])}"
+                f"{' ...' if len(named) > 10 else ''}. Undo would throw those changes away; run {force_hint} to "
+                "undo anyway", conflicts)
     n = 0
-    for table, target, row_id, nk_json, before_json, _after in rows:
-        ds = dataset(table)
-        nk = json.loads(nk_json)
-        if before_json is None and "__created_ids__" in nk:  # a bulk copy's created range
-            cur.execute(f"DELETE FROM `{table}` WHERE customer_id = %s AND id BETWEEN %s AND %s",
-                        (target, row_id, row_id + nk["__created_ids__"] - 1))
-        elif before_json is None:
-            cur.execute(f"DELETE FROM `{table}` WHERE customer_id = %s AND {where_natural_key(ds)}",
-                        (target, *(nk[c] for c in ds.natural_key)))
-        else:
-            before = json.loads(before_json)
-            cols = [c for c in ds.column_names if c != "id" and c in before]
-            cur.execute(f"UPDATE `{table}` SET " + ", ".join(f"`{c}` = %s" for c in cols) + " WHERE id = %s",
-                        (*(before[c] for c in cols), row_id))
-            cur.execute(f"SELECT * FROM `{table}` WHERE id = %s", (row_id,))
-            restored = encoded_rows(cur)
-            if restored:  # the restore is snapsync's own write too: never fan it out
-                mark_echo(cur, table, row_id, restored[0], None)
-        n += cur.rowcount if before_json is None else 1
-    record_source_audit(cur, account_id=None, entity="sync_apply", entity_id=str(audit_id), action="undo",
-                        detail={"rows": n, "forced": force}, who="snapsync-sync")
-    cur.execute(f"DELETE FROM {before_table} WHERE journal_id = %s", (journal,))
+    for audit_id, journal, entity, rows in found:
+        done = sum(_restore(cur, row) for row in rows)
+        n += done
+        record_source_audit(cur, account_id=account_id, entity=entity, entity_id=str(audit_id), action="undo",
+                            detail={"rows": done, "forced": force,
+                                    "target_customer": rows[0][1]}, who=who)
+        cur.execute(f"DELETE FROM {before_table} WHERE journal_id = %s", (journal,))
     conn.commit()
     flush_outbox(conn, state)
     return n
+
+
+def _restore(cur, row) -> int:
+    """Put one before-image back (or remove what was created); the rows affected."""
+    table, target, row_id, nk_json, before_json, _after = row
+    ds = dataset(table)
+    nk = json.loads(nk_json)
+    if before_json is None and "__created_ids__" in nk:  # a bulk copy's created range
+        cur.execute(f"DELETE FROM `{table}` WHERE customer_id = %s AND id BETWEEN %s AND %s",
+                    (target, row_id, row_id + nk["__created_ids__"] - 1))
+        return cur.rowcount
+    if before_json is None:
+        cur.execute(f"DELETE FROM `{table}` WHERE customer_id = %s AND {where_natural_key(ds)}",
+                    (target, *(nk[c] for c in ds.natural_key)))
+        return cur.rowcount
+    before = json.loads(before_json)
+    cols = [c for c in ds.column_names if c != "id" and c in before]
+    cur.execute(f"UPDATE `{table}` SET " + ", ".join(f"`{c}` = %s" for c in cols) + " WHERE id = %s",
+                (*(before[c] for c in cols), row_id))
+    cur.execute(f"SELECT * FROM `{table}` WHERE id = %s", (row_id,))
+    restored = encoded_rows(cur)
+    if restored:  # the restore is snapsync's own write too: never fan it out
+        mark_echo(cur, table, row_id, restored[0], None)
+    return 1
+
+
+def undo(conn, state, audit_id: int, *, force: bool = False, account_id: int | None = None,
+         who: str | None = None) -> int:
+    """Restore what one sync application (or initial copy) overwrote; remove what it
+    created (:func:`undo_many` of one record). Returns the number of rows restored or removed.
+
+    Raises:
+        ConfigError: nothing to undo under that id.
+        UndoConflict: (without ``force``) an item changed after the application.
+    """
+    return undo_many(conn, state, [audit_id], force=force, account_id=account_id, who=who,
+                     what=f"audit record {audit_id}")
 
 
 def request_undo(settings: Settings, audit_id: int, *, force: bool = False, account_id: int | None = None,
@@ -167,8 +235,8 @@ def request_undo(settings: Settings, audit_id: int, *, force: bool = False, acco
         return task_id
 
 
-def undo_application(settings: Settings, audit_id: int, *, force: bool = False,
-                     account_id: int | None = None) -> int:
+def undo_application(settings: Settings, audit_id: int, *, force: bool = False, account_id: int | None = None,
+                     who: str | None = None) -> int:
     """:func:`undo` on connections of its own."""
     with connect_source(settings) as conn, connect_state(settings) as state:
-        return undo(conn, state, audit_id, force=force, account_id=account_id)
+        return undo(conn, state, audit_id, force=force, account_id=account_id, who=who)

@@ -69,11 +69,48 @@ class SyncGroup(BaseModel):
     @field_validator("categories")
     @classmethod
     def _categories(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        if not v:
-            raise ValueError("choose at least one data category")
-        if any(c not in CLI_CATEGORIES.values() for c in v):  # the value is not quoted back: it is input
-            raise ValueError(f"unknown data category: {CATEGORY_HINT}")
-        return tuple(sorted(set(v)))
+        return check_categories(v)
+
+
+def check_categories(v: tuple[str, ...]) -> tuple[str, ...]:
+    """Data Sync's categories (stored names), sorted.
+
+    Raises:
+        ValueError: none, or an unknown one.
+    """
+    if not v:
+        raise ValueError("choose at least one data category")
+    if any(c not in CLI_CATEGORIES.values() for c in v):  # the value is not quoted back: it is input
+        raise ValueError(f"unknown data category: {CATEGORY_HINT}")
+    return tuple(sorted(set(v)))
+
+
+#: The largest id the tables hold (INT UNSIGNED).
+MAX_ID = 2**32 - 1
+
+
+class DataCopyRequest(BaseModel):
+    """A request for a one-time Data Copy: setup data of one of the requesting account's
+    customers into a customer of another account, which that account approves or declines
+    (``control/data_copy.py``). The categories, and what they never include, are Data Sync's.
+
+    ``to_account`` and ``to_customer`` are the numbers the requester was given by the other
+    account out of band; the request shows nothing of that account until it approves.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    source_customer: int = Field(gt=0, le=MAX_ID, description="The requesting account's customer to copy from.")
+    to_account: int = Field(gt=0, le=MAX_ID, description="The account number of the receiving account.")
+    to_customer: int = Field(gt=0, le=MAX_ID, description="The customer number the receiving account gave you (it "
+                                                          "confirms or picks its customer when it approves).")
+    categories: tuple[str, ...] = Field(description="codes, facilities, referring_providers, payers.")
+    mode: SyncMode = "create-only"
+
+    @field_validator("categories")
+    @classmethod
+    def _categories(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return check_categories(v)
 
 
 Format = Literal["dat", "mysql", "parquet"]

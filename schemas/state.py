@@ -251,8 +251,8 @@ STATE_TABLES: dict[str, str] = {
   PRIMARY KEY (`process_id`),
   KEY `ix_role_seen` (`role`, `seen_at`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
-    # Data Sync's writes a person asked for (a group's initial copy, an undo), made by the
-    # worker (control/sync_tasks.py): claimed with a lease, the outcome kept for the requester.
+    # Data Sync's writes a person asked for (a group's initial copy, an undo, a Data Copy and
+    # its undo), made by the worker (control/sync_tasks.py): claimed with a lease, the outcome kept for the requester.
     "snapsync_sync_task": """CREATE TABLE IF NOT EXISTS `snapsync_sync_task` (
   `task_id` BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
   `account_id` INT UNSIGNED NOT NULL,
@@ -271,6 +271,56 @@ STATE_TABLES: dict[str, str] = {
   PRIMARY KEY (`task_id`),
   KEY `ix_state` (`state`, `task_id`),
   KEY `ix_account` (`account_id`, `task_id`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
+    # Usage metering (control/usage.py): one row per thing counted, keyed by what it counts
+    # (``kind``, ``ref``: a delivery id, an export's id, a journal id), so a delivery recorded
+    # after a crash and retry, or an audit record moved twice, is counted once (INSERT IGNORE
+    # in the same transaction as the delivery record or the audit record). ``month``: the
+    # first day of the New York month it is billed in.
+    "snapsync_usage_event": """CREATE TABLE IF NOT EXISTS `snapsync_usage_event` (
+  `event_id` BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
+  `kind` VARCHAR(16) NOT NULL,
+  `ref` VARCHAR(120) NOT NULL,
+  `account_id` INT UNSIGNED NOT NULL,
+  `month` DATE NOT NULL,
+  `at` DATETIME(6) NOT NULL,
+  `billable` TINYINT(1) NOT NULL,
+  `deliveries` INT UNSIGNED NOT NULL DEFAULT 0,
+  `rows_total` BIGINT UNSIGNED NOT NULL DEFAULT 0,
+  `bytes` BIGINT UNSIGNED NOT NULL DEFAULT 0,
+  `data_sets` INT UNSIGNED NOT NULL DEFAULT 0,
+  `sync_items` INT UNSIGNED NOT NULL DEFAULT 0,
+  `detail` JSON NULL,
+  PRIMARY KEY (`event_id`),
+  UNIQUE KEY `uk_ref` (`kind`, `ref`),
+  KEY `ix_account_month` (`account_id`, `month`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
+    # Requested Data Copies between accounts (control/data_copy.py): account A asks to copy
+    # setup data of one of its customers into a customer of account B; B approves (choosing
+    # the target customer) or declines; the worker makes an approved copy (a task).
+    # ``to_customer_hint``: the number A was given out of band (A's own input, shown back to A);
+    # ``target_customer``/``target_name``: set by B's approval, the only thing of B that A sees.
+    "snapsync_data_copy": """CREATE TABLE IF NOT EXISTS `snapsync_data_copy` (
+  `copy_id` BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
+  `from_account` INT UNSIGNED NOT NULL,
+  `source_customer` INT UNSIGNED NOT NULL,
+  `to_account` INT UNSIGNED NOT NULL,
+  `to_customer_hint` INT UNSIGNED NOT NULL,
+  `target_customer` INT UNSIGNED NULL,
+  `target_name` VARCHAR(255) NULL,
+  `categories` JSON NOT NULL,
+  `mode` VARCHAR(12) NOT NULL,
+  `state` VARCHAR(12) NOT NULL,
+  `requested_by` VARCHAR(120) NOT NULL,
+  `requested_at` DATETIME(6) NOT NULL,
+  `decided_by` VARCHAR(120) NULL,
+  `decided_at` DATETIME(6) NULL,
+  `task_id` BIGINT UNSIGNED NULL,
+  `result` JSON NULL,
+  `updated_at` DATETIME(6) NOT NULL,
+  PRIMARY KEY (`copy_id`),
+  KEY `ix_from` (`from_account`, `copy_id`),
+  KEY `ix_to` (`to_account`, `copy_id`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
     # The embedded capture's restart point: a transaction boundary in the binlog, moved only
     # after the broker acknowledged every event before it (connectors/offsets.py).

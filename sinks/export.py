@@ -7,14 +7,17 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from snapsync.connectors.dialect import Dialect
 from snapsync.connectors.mysql import SnapshotPoint, connect
 from snapsync.connectors.state import connect_state
 from snapsync.schemas import VERSION
+from snapsync.control import usage
 from snapsync.control.accounts import check_customers
 from snapsync.control.moves import not_owned
 from snapsync.schemas.catalog import DATASETS, DataSet
@@ -53,6 +56,10 @@ class ExportRequest:
     #: The account the package is for: every customer must be its own when the export starts
     #: and still when the rows have been read (a customer moved meanwhile: nothing is delivered).
     account_id: int | None = None
+    #: Usage metering (control/usage.py): ``auto`` counts the delivery as ``manual`` (a sample as
+    #: ``sample``, free) right after its atomic switch; ``none``: the caller counts it (the
+    #: scheduler, in the transaction that records the delivery).
+    meter: Literal["auto", "none"] = "auto"
 
 
 @dataclass
@@ -243,6 +250,8 @@ def export_snapshot(settings: Settings, req: ExportRequest, out: Path, *,
             if incremental:
                 with connect_state(settings) as conn:
                     inc.record_delivered(conn, inc.delivery_key(out), req.customers, req.cutoff, covered)
+            if req.meter == "auto":
+                _count_usage(settings, kind, account, created, path, manifests, rows, req)
         finally:
             delivery.release()
     except BaseException:
@@ -251,6 +260,22 @@ def export_snapshot(settings: Settings, req: ExportRequest, out: Path, *,
     result = ExportResult(path, manifests, point, rows, time.monotonic() - started)
     log.info("delivered %s: %d package(s), %d rows, %.1fs", path, len(manifests), rows, result.seconds)
     return result
+
+
+def _count_usage(settings: Settings, kind: str, account: int, created: dt.datetime, path: Path,
+                 manifests: list[dict], rows: int, req: ExportRequest) -> None:
+    """A manual delivery (or a free sample) in the invoice's usage, once: keyed by this
+    export's own id (nothing replays a manual export; a crash between the switch and this
+    commit leaves it uncounted, docs/decisions.md)."""
+    used = usage.delivery_event(
+        "sample" if kind == "sample" else "manual", f"export:{uuid.uuid4().hex}", account, usage.month_of(created),
+        manifests, rows, sum(f["bytes"] for p in manifests for f in p["files"]),
+        {"delivery": path.name, "kind": kind, "format": req.format, "customers": list(req.customers)})
+    with connect_state(settings) as conn:
+        counted = usage.record(conn.cursor(), used)
+        conn.commit()
+    if counted:
+        usage.observe([used])
 
 
 def _check_schema_unchanged(settings: Settings, datasets: tuple[DataSet, ...]) -> None:

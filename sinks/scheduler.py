@@ -27,7 +27,7 @@ from pathlib import Path
 from snapsync.connectors.kafka import ensure_topics
 from snapsync.connectors.failures import is_transient
 from snapsync.connectors.state import connect_state
-from snapsync.control import claims, deliveries, moves, snapshot_settings
+from snapsync.control import claims, deliveries, moves, snapshot_settings, usage
 from snapsync.control.notifications import notify
 from snapsync.schemas.config import Settings
 from snapsync.schemas.control import SnapshotSettings
@@ -83,7 +83,7 @@ def deliver(settings: Settings, cfg: SnapshotSettings, day: dt.date, *, producer
             result = export_snapshot(settings, ExportRequest(
                 customers=list(cfg.customers), format=cfg.format, packaging=cfg.packaging,
                 container=cfg.container, keep=cfg.keep, kind=cfg.kind, cutoff=cutoff, watermark_timeout=5.0,
-                account_id=cfg.account_id), root)
+                account_id=cfg.account_id, meter="none"), root)  # counted below, with the delivery record
         except Exception as exc:
             deliveries.fail(conn, delivery_id, cfg.account_id, day, exc)
             raise
@@ -102,12 +102,20 @@ def deliver(settings: Settings, cfg: SnapshotSettings, day: dt.date, *, producer
                 claims.finish(cur, claim)
             deliveries.finish(cur, delivery_id, cfg.account_id, finished, str(result.path), size, result.rows,
                               detail)
+            # Usage for the invoice: in the transaction that records the delivery, keyed by it, so a
+            # delivery redone after its worker died (a new delivery id, one recorded) counts once.
+            used = usage.delivery_event("nightly", f"delivery:{delivery_id}", cfg.account_id, usage.month_of(day),
+                                        result.packages, result.rows, size,
+                                        {"slot_date": day.isoformat(), "kind": cfg.kind, "format": cfg.format})
+            counted = usage.record(cur, used)
             message = (f"Your {cfg.kind} data snapshot for {day.isoformat()} is ready: {len(result.packages)} "
                        f"package(s), {size:,} bytes. Download it from Downloads in the Services web app (the server "
                        "keeps it under the account's delivery folder, `current`). It replaces the previous "
                        "snapshot; download it before the next one is generated.")
             notify(cur, account_id=cfg.account_id, kind="snapshot_ready", message=message, detail=detail)
             conn.commit()
+            if counted:
+                usage.observe([used])
         except claims.LostClaim:
             conn.rollback()
             cur.execute("UPDATE snapsync_delivery SET status='abandoned', finished_at=UTC_TIMESTAMP(6) "

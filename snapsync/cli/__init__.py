@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from snapsync.cli import connector, db, local, ops, pipeline, snapshot, sync, users, web
+from snapsync.cli import connector, copy, db, local, ops, pipeline, snapshot, sync, usage, users, web
 from snapsync.cli.common import err
 from snapsync.schemas.errors import ConfigError, RetriableError, SnapsyncError
 
@@ -21,11 +21,13 @@ app = typer.Typer(
 )
 pipeline.register(app)
 ops.register(app)
+usage.register(app)
 app.add_typer(local.app, name="local")
 app.add_typer(db.app, name="db")
 app.add_typer(connector.app, name="connector")
 app.add_typer(snapshot.app, name="snapshot")
 app.add_typer(sync.app, name="sync")
+app.add_typer(copy.app, name="copy")
 app.add_typer(users.app, name="users")
 app.command("web")(web.web)
 

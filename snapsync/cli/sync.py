@@ -151,7 +151,7 @@ def sync_undo(audit_id: Annotated[int, typer.Argument(help="Audit id of a sync a
 @app.command("tasks")
 def sync_tasks_list(account: Annotated[Optional[int], typer.Option(help="Only this account.")] = None,
                     config: ConfigOpt = None, json_: JsonOpt = False) -> None:
-    """The newest Data Sync copies and undos asked for, and their outcome."""
+    """The newest Data Sync copies and undos asked for (and Data Copies), and their outcome."""
     from snapsync.connectors.state import connect_state
     from snapsync.control.sync_tasks import recent
 
@@ -161,7 +161,9 @@ def sync_tasks_list(account: Annotated[Optional[int], typer.Option(help="Only th
         print(json.dumps([t.view() for t in tasks]))
         return
     for t in tasks:
-        what = (f"copy {t.payload['source']} -> {t.payload['target']} ({t.payload['mode']})" if t.kind == "copy"
-                else f"undo of audit record {t.payload['audit_id']}")
+        what = {"copy": lambda p: f"copy {p['source']} -> {p['target']} ({p['mode']})",
+                "undo": lambda p: f"undo of audit record {p['audit_id']}",
+                "data_copy": lambda p: f"Data Copy {p['copy_id']}",
+                "copy_undo": lambda p: f"undo of Data Copy {p['copy_id']}"}[t.kind](t.payload)
         out.print(f"task {t.task_id} (account {t.account_id}): {what}: {t.state}"
                   + (f" - {t.error}" if t.error else ""))

@@ -31,7 +31,21 @@ from snapsync.web import auth, edge
 from snapsync.web.config import WebConfig
 from snapsync.web.live import NotificationHub
 from snapsync.web.pages import templates
-from snapsync.web.routers import api, audit, download, messages, services, signin, snapshots, sync, tokens
+from snapsync.web.routers import (
+    api,
+    api_copies,
+    api_usage,
+    audit,
+    copies,
+    download,
+    messages,
+    services,
+    signin,
+    snapshots,
+    sync,
+    tokens,
+    usage,
+)
 
 log = logging.getLogger("snapsync.web")
 
@@ -180,15 +194,17 @@ def create_app(settings: Settings, config: WebConfig, *, live: bool = True) -> F
 
     app = FastAPI(title="snapsync Services", version=VERSION, lifespan=lifespan, docs_url=None, redoc_url=None,
                   openapi_url="/api/openapi.json",
-                  description="The Services of an account: Recurring Data Snapshots and Data Sync. Every route "
+                  description="The Services of an account: Recurring Data Snapshots, Data Sync, Data Copy and "
+                              "Usage. Every route "
                               "under /api/accounts/{account_id}/ takes a bearer token from `snapsync users token` "
                               "and answers 404 for any account but the token owner's.")
     app.state.settings = settings
     app.state.web = config
     app.state.hub = hub
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")
-    for router in (signin.router, services.router, snapshots.router, sync.router, messages.router, audit.router,
-                   download.router, tokens.router, api.router):
+    for router in (signin.router, services.router, snapshots.router, sync.router, copies.router, usage.router,
+                   messages.router, audit.router, download.router, tokens.router, api.router, api_copies.router,
+                   api_usage.router):
         app.include_router(router)
 
     @app.exception_handler(auth.SignInRequired)

@@ -16,7 +16,13 @@ from snapsync.web.timefmt import local
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 KIND_LABELS = {"snapshot_ready": "Snapshot ready", "sync_pending": "Data Sync", "snapshot_failed": "Snapshot failed",
-               "snapshot_late": "Snapshot late", "customer_moved": "Customer moved"}
+               "snapshot_late": "Snapshot late", "customer_moved": "Customer moved",
+               "data_copy_request": "Data Copy request",
+               "data_copy_approved": "Data Copy approved", "data_copy_declined": "Data Copy declined",
+               "data_copy_done": "Data Copy done", "data_copy_failed": "Data Copy failed",
+               "data_copy_undo": "Data Copy undone", "data_copy_undo_done": "Data Copy undone",
+               "data_copy_undo_failed": "Data Copy undo refused", "sync_undo_done": "Data Sync undo",
+               "sync_undo_failed": "Data Sync undo refused"}
 templates.env.globals["kind_label"] = lambda kind: KIND_LABELS.get(kind, kind.replace("_", " ").capitalize())
 
 
@@ -34,9 +40,13 @@ def describe(record: dict) -> str:
     """One line saying what an audit record changed: the fields that differ between before
     and after, or the record's summary. Row images (sync applications) are not shown."""
     before, after, detail = record.get("before"), record.get("after"), record.get("detail") or {}
-    if record["entity"] == "sync_apply":
-        return ", ".join(f"{k}: {detail[k]}" for k in ("table", "source_customer", "target_customer", "mode", "rows")
-                         if k in detail)
+    if record["entity"] in ("sync_apply", "data_copy_apply"):
+        return ", ".join(f"{k}: {detail[k]}" for k in ("table", "source_customer", "target_customer", "mode", "created",
+                                                       "overridden", "rows") if k in detail)
+    if record["entity"] == "data_copy":
+        return "; ".join(f"{k}: {_short(v)}" for k, v in detail.items() if k in (
+            "source_customer", "categories", "mode", "to_account", "to_customer", "from_account", "target_customer",
+            "target_name", "created", "overridden", "rows"))
     if isinstance(before, dict) and isinstance(after, dict):
         keys = [k for k in after if before.get(k) != after.get(k)]
         return "; ".join(f"{k}: {_short(before.get(k))} → {_short(after.get(k))}" for k in keys) or "no change"
@@ -56,7 +66,18 @@ def _short(v) -> str:
     return str(v)
 
 
+def dataset_name(table: str) -> str:
+    """A data set's name as the product calls it (its table name when not in the catalog)."""
+    from snapsync.schemas.catalog import dataset
+
+    try:
+        return dataset(table).name
+    except KeyError:
+        return table
+
+
 templates.env.filters["size"] = _size
+templates.env.globals["dataset_name"] = dataset_name
 templates.env.globals["describe"] = describe
 templates.env.globals["local"] = local
 

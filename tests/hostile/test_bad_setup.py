@@ -41,6 +41,7 @@ def db(base_settings):
             cur.execute(f"DROP USER IF EXISTS '{user}'@'%'")
         cur.execute("CREATE USER 'nasty'@'%%' IDENTIFIED BY %s", (NASTY,))
         cur.execute(f"GRANT ALL ON `{s.db.database}`.* TO 'nasty'@'%'")
+        cur.execute(f"GRANT ALL ON `{s.state.database}`.* TO 'nasty'@'%'")  # an export records its usage there
         cur.execute("CREATE USER 'noreplication'@'%' IDENTIFIED BY 'pw'")
         cur.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE, CREATE ON `{s.db.database}`.* TO 'noreplication'@'%'")
     return s
@@ -55,8 +56,9 @@ def url_for(s, user: str, password: str) -> str:
 def test_password_with_quotes_and_backslashes_exports_through_the_client(db, tmp_path):
     from snapsync.schemas.config import load_settings
 
-    s = load_settings(None, database_url=url_for(db, "nasty", NASTY), kafka_bootstrap=db.kafka_bootstrap,
-                      home=str(db.home))
+    practice = url_for(db, "nasty", NASTY)
+    s = load_settings(None, database_url=practice, kafka_bootstrap=db.kafka_bootstrap, home=str(db.home),
+                      state_url=practice.rsplit("/", 1)[0] + f"/{db.state.database}", signal_schema=db.signal_schema)
     r = export_snapshot(s, ExportRequest([1], "dat", server_side=False), tmp_path / "out")
     assert r.rows > 0
 

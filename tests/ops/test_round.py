@@ -112,6 +112,11 @@ def test_two_schedulers_two_workers_one_killed_mid_export_delivers_each_account_
                  (killed_account,)) == [("abandoned",), ("delivered",)]
         for a in range(1, ACCOUNTS + 1):
             assert package_is_whole(delivery_root(s, a)) == []
+        # usage for the invoice: each account's delivery counted once, with the recorded rows
+        counted = qs(s, "SELECT u.account_id, SUM(u.deliveries), SUM(u.rows_total) = MAX(d.rows_total) FROM "
+                        "snapsync_usage_event u JOIN snapsync_delivery d ON u.ref = CONCAT('delivery:', d.delivery_id) "
+                        "WHERE u.kind = 'nightly' AND d.status = 'delivered' GROUP BY u.account_id")
+        assert {a: (int(n), ok) for a, n, ok in counted} == {a: (1, 1) for a in range(1, ACCOUNTS + 1)}
         assert not qs(s, "SELECT 1 FROM snapsync_notification WHERE kind IN ('snapshot_late', 'snapshot_failed')")
         # the surviving worker's metrics saw its deliveries
         assert total(ports[1], "snapsync_exports_total", outcome="delivered") >= ACCOUNTS / 2

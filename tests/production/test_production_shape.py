@@ -209,8 +209,9 @@ def test_data_sync_from_the_web_app_copies_and_follows_edits(running):
 
     # the web app (read-only on the practice data) queued the copy; the worker, the only writer, made it
     wait_until(lambda: codes(3) == codes(1), timeout=90, what="the initial copy in customer 3")
-    tasks = requests.get(f"{web.url}/api/accounts/1/sync-tasks", headers=auth, timeout=30).json()
-    assert any(t["task_id"] == task and t["state"] == "done" for t in tasks), tasks
+    # the task ends (outcome, message) in a transaction of its own after the copy's: wait for it
+    wait_until(lambda: any(t["task_id"] == task and t["state"] == "done" for t in requests.get(
+        f"{web.url}/api/accounts/1/sync-tasks", headers=auth, timeout=30).json()), timeout=60, what="the task done")
     code = codes(1)[0][0]
     sh.q("UPDATE icd_code SET description = 'edited at the source' WHERE customer_id = 1 AND code = %s", (code,))
     wait_until(lambda: sh.q("SELECT description FROM icd_code WHERE customer_id = 3 AND code = %s", (code,))

@@ -61,3 +61,22 @@ def page(browser):
     page.set_default_timeout(15_000)
     yield page
     context.close()
+
+
+@pytest.fixture(scope="session")
+def stack22(base_settings, tmp_path_factory):
+    """Usage, Data Copy and undo (issue 22): a database of its own with three accounts (account
+    1: customers 1, 4, 7; account 2: 2, 5, 8; account 3: 3, 6, 9), the users of accounts 1 and
+    2, the worker's task runner (which makes copies and undos) and `snapsync web` serving it."""
+    from snapsync.control.sync_tasks import TaskRunner
+
+    s = settings_for(base_settings, "webcopy", topic_prefix="webcopy")
+    new_database(s)
+    with connect(s.db) as conn:
+        seed(conn, customers=9, scale=0.003, seed_value=13, accounts=3)
+    for email, (account, role) in USERS.items():
+        users.add_user(s, account, email, role, PASSWORD, who="test-setup")
+    runner = TaskRunner(s, "test-worker", interval=0.1).start()
+    with running_web(s, tmp_path_factory.mktemp("web22") / "web.log") as server:
+        yield s, server
+    runner.stop.set()

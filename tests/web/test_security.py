@@ -12,10 +12,13 @@ import requests
 from fastapi.routing import APIRoute
 
 from snapsync.connectors.mysql import connect
-from snapsync.control import snapshot_settings, sync_groups, users
+from snapsync.control import data_copy, data_sync, snapshot_settings, sync_groups, users
 from snapsync.control.notifications import notify
+from snapsync.schemas.catalog import dataset
+from snapsync.schemas.control import DataCopyRequest
 from snapsync.web.app import create_app
 from snapsync.web.config import WebConfig
+from tests.conftest import qs
 from tests.web.helpers import PASSWORD, session
 
 OTHER_ACCOUNT_SECRETS = ("bob@example.test",)  # plus account 2's name and customers, read below
@@ -36,8 +39,14 @@ def other(web_db):
         names += [r[0] for r in cur.fetchall()]
     users.issue_token(web_db, "bob@example.test", who="test-setup")
     token = users.list_tokens(web_db, "bob@example.test")[0]["token_id"]
-    return {"group": group.group_id, "token": token,
-            "secrets": [*OTHER_ACCOUNT_SECRETS, "account two private notice", *names]}
+    # a Data Copy account 1 is on neither side of, and an application of account 2's Data Sync
+    copy = data_copy.request(web_db, 2, DataCopyRequest(source_customer=2, to_account=99, to_customer=1,
+                                                        categories=("codes",)), who="test-setup")
+    data_sync.copy_tables(web_db, group, 4, [dataset("facility")])
+    (application,) = qs(web_db, "SELECT MAX(audit_id) FROM snapsync_audit WHERE entity = 'sync_apply' AND "
+                                "account_id = 2")[0]
+    return {"group": group.group_id, "secrets": [*OTHER_ACCOUNT_SECRETS, "account two private notice", *names],
+            "ids": {"copy_id": copy.copy_id, "audit_id": application, "token_id": token}}
 
 
 @pytest.fixture(scope="module")
@@ -85,16 +94,16 @@ def test_every_route_answers_404_for_another_accounts_ids(web, web_db, other, al
             if not template.startswith("/api/") and auth:
                 continue
             # another account, and an account that does not exist: the same answer
-            ids = {"group_id": other["group"], "token_id": other["token"]}
+            ids = {"group_id": other["group"], **other["ids"]}
             theirs = _call(client, web, method, template.format(account_id=2, **ids), csrf, **auth)
             nobody = _call(client, web, method, template.format(account_id=99999, **ids), csrf, **auth)
             assert theirs.status_code == 404, (method, template, theirs.status_code, theirs.text[:300])
             assert (theirs.status_code, theirs.content) == (nobody.status_code, nobody.content), (method, template)
             assert not any(secret in theirs.text for secret in other["secrets"]), (method, template)
-            if "{group_id}" in template or "{token_id}" in template:  # our account, their group or token: not found
+            if any(f"{{{k}}}" in template for k in ("group_id", "copy_id", "audit_id", "token_id")):  # ours, theirs
                 ours = _call(client, web, method, template.format(account_id=1, **ids), csrf, **auth)
-                none = _call(client, web, method, template.format(account_id=1, group_id=99999, token_id=99999), csrf,
-                             **auth)
+                none = _call(client, web, method, template.format(account_id=1, group_id=99999, copy_id=99999,
+                                                                  audit_id=99999, token_id=99999), csrf, **auth)
                 assert ours.status_code == 404 and ours.content == none.content, (method, template, ours.text[:300])
             checked += 1
     assert checked >= 25

@@ -12,6 +12,7 @@ from snapsync.schemas.errors import ConfigError
 from snapsync.sinks.formats import registry
 from snapsync.web.auth import Scope, reader, rep
 from snapsync.web.pages import int_list, render
+from snapsync.web.routers.usage import pricing_url
 
 router = APIRouter(include_in_schema=False)
 
@@ -37,7 +38,8 @@ async def _page(request: Request, scope: Scope, form: dict | None = None, errors
                 "customers": set(current.customers) if current else set()}
     return await render(request, "snapshots.html", scope, status=status, form=form, errors=errors or {},
                         saved=saved, current=current, customers=customers, formats=formats(),
-                        packagings=PACKAGING, incremental=[d.name for d in DATASETS if d.incremental])
+                        packagings=PACKAGING, incremental=[d.name for d in DATASETS if d.incremental],
+                        pricing=pricing_url(a))
 
 
 @router.get("/accounts/{account_id}/snapshots")

@@ -1,13 +1,13 @@
-"""Data Sync: enable the service; the account's groups with Edit and delete; Add."""
+"""Data Sync: enable the service; the account's groups with Edit and delete; Add; each group's
+recent overrides with what they replaced, and their undo (with the conflict check)."""
 
 from __future__ import annotations
-
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
-from snapsync.control import accounts, data_sync, moves, sync_groups
+from snapsync.control import accounts, data_sync, moves, sync_groups, sync_history, sync_tasks, sync_undo
 from snapsync.schemas.catalog import CATEGORY_INFO
 from snapsync.schemas.control import SyncGroup
 from snapsync.schemas.errors import ConfigError
@@ -36,6 +36,20 @@ def _done(account_id: int, group_id: int, queued: dict) -> RedirectResponse:
     return RedirectResponse(f"/accounts/{account_id}/sync?saved={group_id}{extra}", status_code=303)
 
 
+#: Seconds the undo page waits for the worker before saying the undo is queued.
+UNDO_WAIT_SECONDS = 10.0
+
+
+def application_of(access: AccountAccess):
+    """A dependency: the sync application (audit id) in the path, of the account in the path
+    (else 404, as for one that does not exist)."""
+
+    async def dependency(audit_id: int, scope: Scope = Depends(access)) -> dict:
+        return await run_in_threadpool(sync_history.application, scope.settings, scope.account_id, audit_id)
+
+    return dependency
+
+
 @router.get("/accounts/{account_id}/sync")
 async def sync_page(request: Request, saved: str = "", targets: int = 0, scope: Scope = Depends(reader)):
     s, a = scope.settings, scope.account_id
@@ -43,8 +57,27 @@ async def sync_page(request: Request, saved: str = "", targets: int = 0, scope: 
     await run_in_threadpool(moves.recheck_groups_of, s, a)  # moved customers leave the groups first
     groups = await run_in_threadpool(sync_groups.load_groups_for, s, a)
     names = dict(await run_in_threadpool(accounts.list_customers, s, a))
+    overrides = await run_in_threadpool(sync_history.recent_overrides, s, a, [g.group_id for g in groups])
     return await render(request, "sync.html", scope, enabled=on, groups=groups, names=names, saved=saved,
-                        copied_targets=targets, categories={c: label for c, label, _d in CATEGORIES})
+                        copied_targets=targets, categories={c: label for c, label, _d in CATEGORIES},
+                        overrides=overrides)
+
+
+@router.get("/accounts/{account_id}/sync/undo/{audit_id}")
+async def undo_page(request: Request, saved: str = "", scope: Scope = Depends(reader),
+                    item: dict = Depends(application_of(reader))):
+    return await render(request, "sync_undo.html", scope, item=item, saved=saved)
+
+
+@router.post("/accounts/{account_id}/sync/undo/{audit_id}")
+async def undo_application(request: Request, scope: Scope = Depends(rep), item: dict = Depends(application_of(rep))):
+    """Queue the undo for the worker (the same conflict check as ``snapsync sync undo``) and
+    wait a little for it; the page then shows the outcome, or the later edits to confirm."""
+    force = (await request.form()).get("force") == "on"
+    task_id = await run_in_threadpool(lambda: sync_undo.request_undo(
+        scope.settings, item["audit_id"], force=force, account_id=scope.account_id, who=scope.who))
+    await run_in_threadpool(sync_tasks.wait_for, scope.settings, [task_id], UNDO_WAIT_SECONDS)
+    return RedirectResponse(f"/accounts/{scope.account_id}/sync/undo/{item['audit_id']}?saved=undo", status_code=303)
 
 
 @router.post("/accounts/{account_id}/sync/service")
