@@ -7,7 +7,6 @@ the MariaDB connector) fixes a limit, the test fails: update docs/connector.md w
 
 from __future__ import annotations
 
-
 from confluent_kafka import Consumer
 
 from snapsync.connectors.debezium import MYSQL_CONNECTOR, deploy, render
@@ -66,11 +65,16 @@ def test_restart_loses_the_first_change_after_the_stored_position(connect, seede
         assert all(v["transaction"] is None for _k, v in msgs if v and v["op"] == "u")  # limit (b)
         _wait_offset_moved(client, u.name, snapshot_offset)
 
-        client.restart(u.name)
-        st = client.wait_restarted(u.name, 90)
-        assert [s_["state"] for s_ in st["tasks"]] == ["RUNNING"], st
+        # Stopped (the task shut down, its offset committed), the two changes made, then started
+        # again: a restart made while the changes commit could let the old task deliver the first.
+        client.stop(u.name)
+        wait_until(lambda: client.status(u.name)["connector"]["state"] == "STOPPED"
+                   and not client.status(u.name)["tasks"], timeout=60, what="the connector stopped")
         _update(s, b, "Buffalo")  # the first change after the stored position: lost
         _update(s, c, "Cohoes")   # the second: arrives
+        client.resume(u.name)
+        st = client.wait_status(u.name, 90, "RUNNING")
+        assert [s_["state"] for s_ in st["tasks"]] == ["RUNNING"], st
         follower.wait_for(lambda m: c in after_ids(m, "u"), 90, "the second change after the restart")
         follower.settle(3.0)
         updated = after_ids(follower.messages, "u")
