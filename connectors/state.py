@@ -22,7 +22,7 @@ import pymysql
 from snapsync.connectors.mysql import connect
 from snapsync.schemas.config import Settings
 from snapsync.schemas.errors import ConfigError
-from snapsync.schemas.state import SCHEMA_VERSIONS, VERSION_TABLE, Component
+from snapsync.schemas.state import SCHEMA_VERSIONS, STATE_TABLES, VERSION_TABLE, Component
 
 #: Error codes: unknown database, unknown table.
 _NO_DATABASE, _NO_TABLE = 1049, 1146
@@ -77,6 +77,19 @@ def check_version(conn, component: Component, schema: str, where: str) -> None:
                           f"knows up to {need}): upgrade snapsync on this machine, or run the release that made it")
 
 
+def check_state_tables(conn, schema: str, where: str) -> None:
+    """Raises :class:`SchemaError` when the state store, at the right version, lacks a table of
+    this release (made by a pre-release build of the version, or dropped by hand). Only the state
+    store is looked at: every role reads all of it, while most see one or two signal tables."""
+    cur = conn.cursor()
+    cur.execute("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s", (schema,))
+    missing = sorted(set(STATE_TABLES) - {r[0].lower() for r in cur.fetchall()})
+    if missing:
+        raise SchemaError(f"{_describe('state', where)} lacks {len(missing)} table(s) of this release "
+                          f"({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}): run `snapsync db migrate` "
+                          "(as the migrate role) to make them")
+
+
 def _checked_once(key: tuple, check) -> None:
     with _lock:
         if key in _checked:
@@ -111,7 +124,8 @@ def connect_state(settings: Settings, **kwargs: Any) -> pymysql.connections.Conn
         raise
     try:
         _checked_once(("state", target.host, target.port, target.database),
-                      lambda: check_version(conn, "state", target.database, f"`{target.database}`"))
+                      lambda: (check_version(conn, "state", target.database, f"`{target.database}`"),
+                               check_state_tables(conn, target.database, f"`{target.database}`")))
     except BaseException:
         conn.close()
         raise

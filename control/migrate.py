@@ -134,8 +134,16 @@ def _apply(conn, component: Component, schema: str) -> tuple[int, int]:
                           f"{VERSION}, knows up to {need}): run `db migrate` of that release, or upgrade snapsync")
     cur.execute(f"USE `{schema}`")
     cur.execute(VERSION_DDL)
+    present = {t.lower() for t in _tables(conn, schema)}
     for m in MIGRATIONS[component]:
         if m.version <= have:
+            # Applied already: only its tables are made again where missing (a layout made by a
+            # pre-release build of the same version, or a table dropped by hand). Its other steps
+            # are not repeated: a later version may have changed what they made.
+            for table in m.tables:
+                if table.lower() not in present:
+                    cur.execute(TABLES[component][table])
+                    log.info("%s: table %s of migration %d made again", schema, table, m.version)
             continue
         for table in m.tables:
             cur.execute(TABLES[component][table])

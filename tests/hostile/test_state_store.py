@@ -82,6 +82,25 @@ def test_a_schema_from_a_newer_release_is_named_and_left_alone(fresh_db, cli_env
     assert run(env, "db", "status").returncode == 0
 
 
+def test_a_table_missing_at_the_right_version_is_named_and_made_again(fresh_db, cli_env):
+    """A state store recorded at this release's version but lacking one of its tables (made by a
+    pre-release build of the version, or a table dropped by hand): commands say so and name
+    `db migrate`, which makes the table again; nothing else is touched."""
+    s = fresh_db
+    env = {**cli_env, **db_env(s)}
+    qs(s, "INSERT INTO snapsync_audit (at, actor, entity, action) VALUES (UTC_TIMESTAMP(6), 'kept', 'x', 'y')")
+    qs(s, "DROP TABLE snapsync_usage_event")
+    r = run(env, "status")
+    assert r.returncode == 2 and "lacks 1 table(s) of this release (snapsync_usage_event)" in r.stderr, r.stderr
+    assert "snapsync db migrate" in r.stderr
+    r = run(env, "db", "migrate")
+    assert r.returncode == 0, r.stderr
+    assert qs(s, "SELECT COUNT(*) FROM snapsync_usage_event") == ((0,),)
+    assert qs(s, "SELECT actor FROM snapsync_audit") == (("kept",),)
+    r = run(env, "audit")
+    assert r.returncode == 0 and "kept" in r.stdout, r.stderr
+
+
 def test_a_login_missing_one_grant_is_told_which(seeded_db, cli_env):
     s = seeded_db
     with connect(s.db, autocommit=True) as conn:
