@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from bench.common import BENCH_HOME, bench_settings, report
+from snapsync.control.migrate import migrate
 from snapsync.local import MariaDB, free_port, stop_pid
 from snapsync.schemas.config import load_settings, settings_env
 from snapsync.sinks.export import ExportRequest, export_snapshot
@@ -64,6 +65,7 @@ def remote_copy(s, work: Path):
     subprocess.run(["mariadb", "-h127.0.0.1", f"-P{server.port}", "-uroot", "--protocol=TCP", s.db.database],
                    stdin=dump.stdout, check=True)
     dump.wait()
+    migrate(remote)  # its state store (an export records its usage there)
     return server, remote
 
 
