@@ -2,7 +2,7 @@
 # bookworm pinned: its mariadb-client (10.11) is the client the export's client-stream path runs
 # (sinks/source_reader.py), the version the tests use here.
 FROM python:3.11-slim-bookworm
-RUN apt-get update && apt-get install -y --no-install-recommends mariadb-client && rm -rf /var/lib/apt/lists/*
+RUN apt-get update && apt-get install -y --no-install-recommends mariadb-client gnupg age && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY schemas schemas

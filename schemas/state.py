@@ -413,6 +413,25 @@ SIGNAL_TABLES: dict[str, str] = {
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
 }
 
+#: State tables of migration 2 (issue 23): whom each account's packages are encrypted to.
+#: ``key_text``: the receiver's public key (or age recipient), never shown: people see the
+#: fingerprint and expiry; ``warned_expiry``: the expiry Messaging last warned about (once per key).
+SEALING_TABLES: dict[str, str] = {
+    "snapsync_recipient": """CREATE TABLE IF NOT EXISTS `snapsync_recipient` (
+  `account_id` INT UNSIGNED NOT NULL,
+  `kind` VARCHAR(8) NOT NULL,
+  `fingerprint` VARCHAR(80) NOT NULL,
+  `expires` DATETIME NULL,
+  `key_text` MEDIUMTEXT NOT NULL,
+  `warned_expiry` DATETIME NULL,
+  `updated_at` DATETIME(6) NOT NULL,
+  `updated_by` VARCHAR(120) NOT NULL,
+  PRIMARY KEY (`account_id`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
+}
+_FIRST_STATE_TABLES = tuple(STATE_TABLES)
+STATE_TABLES.update(SEALING_TABLES)
+
 TABLES: dict[Component, dict[str, str]] = {"state": STATE_TABLES, "signal": SIGNAL_TABLES}
 
 
@@ -434,9 +453,10 @@ class Migration:
 #: ``snapsync db migrate`` first, and version 1 adds the columns they lack.
 MIGRATIONS: dict[Component, tuple[Migration, ...]] = {
     "state": (
-        Migration(1, "snapsync's state in a schema of its own", tuple(STATE_TABLES),
+        Migration(1, "snapsync's state in a schema of its own", _FIRST_STATE_TABLES,
                   columns=(("snapsync_audit", "journal_id", "BIGINT UNSIGNED NULL"),),
                   indexes=(("snapsync_audit", "uk_journal", "UNIQUE KEY `uk_journal` (`journal_id`)"),)),
+        Migration(2, "packages encrypted to each account's key", tuple(SEALING_TABLES)),
     ),
     "signal": (
         Migration(1, "heartbeat, Debezium's signals and Data Sync's marks on the source", tuple(SIGNAL_TABLES),

@@ -23,6 +23,9 @@ command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || need+=(maria
 command -v mariadb >/dev/null 2>&1 || need+=(mariadb-client)
 command -v kcat >/dev/null 2>&1 || need+=(kcat)
 command -v mydumper >/dev/null 2>&1 || need+=(mydumper)
+# Sealed packages: gpg and age encrypt (connectors/crypto.py); the tests decrypt with both.
+command -v gpg >/dev/null 2>&1 || need+=(gnupg)
+command -v age >/dev/null 2>&1 || need+=(age)
 command -v java >/dev/null 2>&1 || need+=(openjdk-17-jre-headless)  # Spark in docs/loading.md's tests
 if [ "$browser" = 1 ]; then
   # Playwright drives the system Chromium (its own browser download cannot be used here).
@@ -51,7 +54,7 @@ fi
 if [ ! -f .venv/.installed ] || [ pyproject.toml -nt .venv/.installed ]; then
   .venv/bin/pip install -q --upgrade pip >/dev/null 2>&1 || true
   .venv/bin/pip install -q -e '.[test]' 2>&1 | grep -v '^WARNING: Location' || true
-  .venv/bin/python -c "import snapsync, confluent_kafka, faust, pymysqlreplication, pyarrow, fastapi, uvicorn, argon2, playwright, prometheus_client"
+  .venv/bin/python -c "import snapsync, confluent_kafka, faust, pymysqlreplication, pyarrow, fastapi, uvicorn, argon2, playwright, prometheus_client, gnupg"
   touch .venv/.installed
 fi
 if [ "$connect" = 1 ]; then

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from snapsync.connectors.crypto import Recipient, Sealer
 from snapsync.connectors.dialect import Dialect
 from snapsync.connectors.mysql import SnapshotPoint, connect
 from snapsync.connectors.state import connect_state
 from snapsync.schemas import VERSION
-from snapsync.control import usage
+from snapsync.control import recipients, usage
 from snapsync.control.accounts import check_customers
 from snapsync.control.moves import not_owned
 from snapsync.schemas.catalog import DATASETS, DataSet
@@ -32,7 +33,7 @@ from snapsync.sinks.formats import get_format
 from snapsync.sinks.package import PackageWriter
 from snapsync.sinks.server_side import ServerSideReader, server_can_write
 from snapsync.sinks.parallel_reader import ParallelClientReader
-from snapsync.sinks.source_reader import Query
+from snapsync.sinks.source_reader import ConsistentReader, Query
 from snapsync.sinks.source_schema import read_datasets, schema_diff
 
 log = logging.getLogger("snapsync.export")
@@ -60,6 +61,9 @@ class ExportRequest:
     #: ``sample``, free) right after its atomic switch; ``none``: the caller counts it (the
     #: scheduler, in the transaction that records the delivery).
     meter: Literal["auto", "none"] = "auto"
+    #: Encrypt every file to this receiver (``snapshot export --encrypt-to``); None: to the
+    #: account's own key when it has one (control/recipients.py), else in the clear.
+    recipient: Recipient | None = None
 
 
 @dataclass
@@ -150,6 +154,7 @@ def export_snapshot(settings: Settings, req: ExportRequest, out: Path, *,
         progress: called as ``progress(sections_done, sections_total, rows_so_far)``.
     """
     account = validate_customers(settings, req.customers, req.account_id)
+    recipient = req.recipient or recipients.for_delivery(settings, account)
     started = time.monotonic()
     incremental = req.kind == "incremental"
     first: list[int] = []
@@ -180,15 +185,18 @@ def export_snapshot(settings: Settings, req: ExportRequest, out: Path, *,
         sections = plan_queries(req, datasets, first=first)
         customers_of = {package_name("per-customer", c): [c] for c in req.customers}
         customers_of["combined"] = list(req.customers)
-        parts = delivery.staging / ".parts"
-        if req.server_side and server_can_write(settings.db, delivery.staging):
-            reader = ServerSideReader(settings.db, parts, dialect, sessions=2)
-        else:  # the remote path: the server streams the lines to clients here, in several sessions
-            reader = ParallelClientReader(settings.db, dialect, parts, sessions=2)
+        reader = _reader(settings, req, dialect, delivery.staging, sealed=recipient is not None)
     except BaseException:
         delivery.abort()
         raise
     writers: dict[str, PackageWriter] = {}
+
+    def writer(pkg: str) -> PackageWriter:
+        w = writers.get(pkg)
+        if w is None:
+            w = writers[pkg] = PackageWriter(delivery.staging / pkg, pkg, req.format, customers_of[pkg],
+                                             seal=Sealer(recipient) if recipient else None, sign_home=settings.home)
+        return w
     point: SnapshotPoint | None = None
     rows = 0
     try:
@@ -198,9 +206,7 @@ def export_snapshot(settings: Settings, req: ExportRequest, out: Path, *,
                 continue
             tag, i, data = item
             _q, pkg, ds = sections[i]
-            w = writers.get(pkg)
-            if w is None:
-                w = writers[pkg] = PackageWriter(delivery.staging / pkg, pkg, req.format, customers_of[pkg])
+            w = writer(pkg)
             if ds.table not in w.entries:
                 w.begin(ds, changes=incremental and ds.incremental)
                 if incremental and ds.incremental:
@@ -219,8 +225,7 @@ def export_snapshot(settings: Settings, req: ExportRequest, out: Path, *,
         _check_still_owned(settings, req)
         if incremental:  # data sets whose only content is the staged changes
             for pkg, members in package_groups(req):
-                w = writers.get(pkg) or writers.setdefault(
-                    pkg, PackageWriter(delivery.staging / pkg, pkg, req.format, customers_of[pkg]))
+                w = writer(pkg)
                 for ds in datasets:
                     if ds.incremental and ds.table not in w.entries:
                         w.begin(ds, changes=True)
@@ -255,11 +260,26 @@ def export_snapshot(settings: Settings, req: ExportRequest, out: Path, *,
         finally:
             delivery.release()
     except BaseException:
+        for w in writers.values():
+            w.abort()
         delivery.abort()
         raise
     result = ExportResult(path, manifests, point, rows, time.monotonic() - started)
     log.info("delivered %s: %d package(s), %d rows, %.1fs", path, len(manifests), rows, result.seconds)
     return result
+
+
+def _reader(settings: Settings, req: ExportRequest, dialect: Dialect, staging: Path, *, sealed: bool):
+    """How the rows are read: a same-host server writes them itself; otherwise the server
+    streams them to clients here, in several sessions (spooled to private part files) or,
+    for a sealed package (nothing in the clear on disk), in one session streamed straight
+    into the encrypting files."""
+    parts = staging / ".parts"
+    if sealed:
+        return ConsistentReader(settings.db, dialect)
+    if req.server_side and server_can_write(settings.db, staging):
+        return ServerSideReader(settings.db, parts, dialect, sessions=2)
+    return ParallelClientReader(settings.db, dialect, parts, sessions=2)
 
 
 def _count_usage(settings: Settings, kind: str, account: int, created: dt.datetime, path: Path,

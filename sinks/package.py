@@ -1,6 +1,12 @@
 """A package: one customer's (or the combined selection's) data sets in one format, with
 its manifest; stored as a folder or a zip archive.
 
+Sealed for a receiver (``seal``: connectors/crypto.py), every file is encrypted as it is
+written (``patient.DAT.gpg``, ``manifest.json.gpg``, ...) and the package also holds
+``SHA256SUMS`` (the plaintext files' digests, as ``sha256sum -c`` reads them) with snapsync's
+detached signature ``SHA256SUMS.sig``, both encrypted too. The manifest's hashes and sizes are
+those of the plaintext: once decrypted, the package is the same bytes as an unsealed one.
+
 The writer owns the files (private, hashed, counted) and the manifest; what goes into the
 files is the format's business (``sinks/formats``): it never branches on a format's name.
 """
@@ -14,6 +20,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from snapsync.connectors.crypto import Sealer, sign_detached
 from snapsync.connectors.files import FILE_MODE, open_private, private_dir
 from snapsync.schemas.catalog import DataSet
 from snapsync.schemas.control import Container
@@ -26,6 +33,8 @@ __all__ = ["DDL_FILE", "OP_COLUMN", "PackageWriter", "DataSetEntry"]
 #: ``CREATE TABLE IF NOT EXISTS`` per data set, as the source has it (no foreign keys: each
 #: data set loads alone), that the mysql/mariadb client loads into an empty database.
 DDL_FILE = "schema.sql"
+#: A sealed package's digest of its plaintext files, and snapsync's signature of it.
+SUMS_FILE, SIGNATURE_FILE = "SHA256SUMS", "SHA256SUMS.sig"
 
 
 def manifest_json(manifest: dict) -> str:
@@ -43,11 +52,12 @@ def manifest_json(manifest: dict) -> str:
 
 
 class _HashingFile:
-    """A private file that counts bytes and hashes what is written."""
+    """A private file that counts bytes and hashes what is written (the plaintext, when
+    ``sealer`` encrypts it on its way to ``path`` + the recipient's suffix)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.f = open_private(path)
+    def __init__(self, path: Path, sealer: Sealer | None = None) -> None:
+        self.path = path if sealer is None else path.with_name(path.name + sealer.recipient.suffix)
+        self.f = open_private(self.path) if sealer is None else sealer.open(self.path)
         self.sha = hashlib.sha256()
         self.bytes = 0
 
@@ -58,6 +68,9 @@ class _HashingFile:
 
     def close(self) -> None:
         self.f.close()  # made durable by Delivery.commit, before the delivery becomes current
+
+    def abort(self) -> None:
+        getattr(self.f, "abort", self.f.close)()
 
 
 @dataclass
@@ -80,6 +93,9 @@ class PackageWriter:
     format: str
     customers: list[int]
     entries: dict[str, DataSetEntry] = field(default_factory=dict)
+    #: Encrypt every file to the receiver (``sign_home``: where snapsync's signing key lives).
+    seal: Sealer | None = None
+    sign_home: Path | None = None
 
     def __post_init__(self) -> None:
         private_dir(self.folder)
@@ -94,7 +110,7 @@ class PackageWriter:
     def _file(self, name: str) -> _HashingFile:
         f = self._open.get(name)
         if f is None:
-            f = self._open[name] = _HashingFile(self.folder / name)
+            f = self._open[name] = _HashingFile(self.folder / name, self.seal)
         return f
 
     def _close(self, name: str) -> None:
@@ -170,11 +186,33 @@ class PackageWriter:
             "files": [{"file": name, "sha256": f.sha.hexdigest(), "bytes": f.bytes}
                       for name, f in self._closed.items()],
         }
-        with open_private(self.folder / "manifest.json", "w") as f:
-            f.write(manifest_json(manifest))
+        self._write_whole("manifest.json", manifest_json(manifest).encode())
+        if self.seal is not None:
+            self._write_sums()
+            self.seal.close()
         if container == "zip":
             self._zip()
         return manifest
+
+    def abort(self) -> None:
+        """Stop the files being written (their encrypting tools, when sealed)."""
+        for f in self._open.values():
+            f.abort()
+        self._open.clear()
+        if self.seal is not None:
+            self.seal.close()
+
+    def _write_whole(self, name: str, data: bytes) -> None:
+        f = self._file(name)
+        f.write(data)
+        self._close(name)
+
+    def _write_sums(self) -> None:
+        """``SHA256SUMS`` of the plaintext files (manifest included) and its detached signature."""
+        assert self.sign_home is not None, "a sealed package needs the home of snapsync's signing key"
+        sums = "".join(f"{f.sha.hexdigest()}  {name}\n" for name, f in sorted(self._closed.items())).encode()
+        self._write_whole(SUMS_FILE, sums)
+        self._write_whole(SIGNATURE_FILE, sign_detached(self.sign_home, sums))
 
     def _write_ddl(self) -> None:
         f = self._file(DDL_FILE)
@@ -187,7 +225,9 @@ class PackageWriter:
     def _zip(self) -> None:
         archive = self.folder.with_suffix(".zip")
         fd = os.open(archive, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
-        with os.fdopen(fd, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as z:
+        # Sealed members are ciphertext (gpg compressed them first): stored, not deflated.
+        how = (zipfile.ZIP_STORED, None) if self.seal is not None else (zipfile.ZIP_DEFLATED, 1)
+        with os.fdopen(fd, "wb") as raw, zipfile.ZipFile(raw, "w", how[0], compresslevel=how[1]) as z:
             for p in sorted(self.folder.iterdir()):
                 z.write(p, p.name)
         for p in self.folder.iterdir():

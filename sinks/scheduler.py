@@ -27,7 +27,7 @@ from pathlib import Path
 from snapsync.connectors.kafka import ensure_topics
 from snapsync.connectors.failures import is_transient
 from snapsync.connectors.state import connect_state
-from snapsync.control import claims, deliveries, moves, snapshot_settings, usage
+from snapsync.control import claims, deliveries, moves, recipients, snapshot_settings, usage
 from snapsync.control.notifications import notify
 from snapsync.schemas.config import Settings
 from snapsync.schemas.control import SnapshotSettings
@@ -301,6 +301,7 @@ def run_round(settings: Settings, now: dt.datetime, *, producer=None, publish: b
         again = (REPUBLISH_AFTER if publish else 0.0) if republish_after is None else republish_after
         dispatched = [cfg for cfg in due if claims.dispatch(conn, cfg.account_id, day, cfg.kind,
                                                             republish_after=again, retry_after=retry_after)]
+    recipients.warn_expiring(settings, now.astimezone(dt.timezone.utc).replace(tzinfo=None))
     try:
         if publish:
             jobs = [ExportJob(account_id=cfg.account_id, slot_date=day, kind=cfg.kind,

@@ -26,11 +26,35 @@ app = typer.Typer(help="Recurring data snapshots: export, sample, settings, sche
 FormatOpt = Annotated[str, typer.Option("--format", help="dat (tab-delimited .DAT files), mysql (a .sql dump) or parquet (typed .parquet files).")]
 PackagingOpt = Annotated[str, typer.Option("--packaging", help="per-customer (one package each) or combined.")]
 ContainerOpt = Annotated[str, typer.Option("--container", help="folder or zip.")]
+EncryptOpt = Annotated[Optional[Path], typer.Option("--encrypt-to", help="A file with the receiver's OpenPGP public key (armored or binary) or age recipient (age1...): every file is encrypted to it.")]
+
+
+def read_recipient(path: Path):
+    """The recipient in the file at ``path`` (checked: connectors/crypto.py).
+
+    Raises:
+        ConfigError: the file cannot be read, or its key is not usable; the message says why.
+    """
+    from snapsync.connectors.crypto import parse_recipient
+    from snapsync.schemas.errors import ConfigError
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"--encrypt-to {path}: cannot read it ({exc.strerror}); give a file holding the "
+                          "receiver's public key") from None
+    if len(data) > 1_000_000:
+        raise ConfigError(f"--encrypt-to {path}: {len(data):,} bytes is not one public key; give the receiver's "
+                          "public key only")
+    try:
+        return parse_recipient(data)
+    except ConfigError as exc:
+        raise ConfigError(f"--encrypt-to {path}: {exc}") from None
 
 
 def _run_export(config, customers: str, format_: str, packaging: str, container: str, dest: str,
                 json_: bool, sample: int | None, keep: int = 1, kind: str = "full", cutoff: str | None = None,
-                watermark_timeout: float = 300.0) -> None:
+                watermark_timeout: float = 300.0, encrypt_to: Path | None = None) -> None:
     from typing import get_args
 
     from snapsync.schemas.control import Container, Format, Kind, Packaging
@@ -61,12 +85,18 @@ def _run_export(config, customers: str, format_: str, packaging: str, container:
         dest = str(check_root(dest))
     except ConfigError as exc:
         problems.append(f"--out: {exc}")
+    recipient = None
+    if encrypt_to is not None:
+        try:
+            recipient = read_recipient(encrypt_to)
+        except ConfigError as exc:
+            problems.append(str(exc))
     if problems:
         raise ConfigError("invalid export options:\n  - " + "\n  - ".join(problems))
     s = settings(config)
     req = ExportRequest(customers=customer_list(customers), format=format_, packaging=packaging,
                         container=container, sample_rows=sample, keep=keep, kind=kind, cutoff=cutoff_utc,
-                        watermark_timeout=watermark_timeout)
+                        watermark_timeout=watermark_timeout, recipient=recipient)
     if json_ or not sys.stderr.isatty():
         result = export_snapshot(s, req, dest)
     else:
@@ -95,6 +125,7 @@ def snapshot_export(
     packaging: PackagingOpt = "per-customer",
     container: ContainerOpt = "folder",
     keep: Annotated[int, typer.Option(help="Deliveries kept under OUT/deliveries (default 1: replace).", min=1)] = 1,
+    encrypt_to: EncryptOpt = None,
     config: ConfigOpt = None,
     json_: JsonOpt = False,
 ) -> None:
@@ -102,9 +133,10 @@ def snapshot_export(
 
     Incremental: needs `snapsync capture` and `snapsync worker` running; the first delivery
     to a folder (and the first for a customer new to it) carries that customer in full.
+    Encrypted to --encrypt-to, or else to the account's own key when it has one.
     """
     _run_export(config, customers, format_, packaging, container, out, json_, None, keep, kind, cutoff,
-                watermark_timeout)
+                watermark_timeout, encrypt_to)
 
 
 @app.command("sample")
@@ -129,30 +161,59 @@ def snapshot_configure(
     packaging: Annotated[Optional[str], typer.Option(help="per-customer or combined.")] = None,
     container: Annotated[Optional[str], typer.Option(help="folder or zip.")] = None,
     keep: Annotated[Optional[int], typer.Option(help="Deliveries kept (default 1).")] = None,
+    encrypt_to: EncryptOpt = None,
+    no_encryption: Annotated[bool, typer.Option("--no-encryption", help="Deliver in the clear again (forget the account's key).")] = False,
     config: ConfigOpt = None,
     json_: JsonOpt = False,
 ) -> None:
-    """Enable (or change) an account's recurring snapshots; every change is audited."""
-    from snapsync.control import snapshot_settings
+    """Enable (or change) an account's recurring snapshots; every change is audited.
 
-    new = snapshot_settings.configure(settings(config), account, enabled=True,
-                                   customers=None if customers is None else tuple(customer_list(customers)),
-                                   format=format_, kind=kind, packaging=packaging, container=container, keep=keep)
-    print(json.dumps(new.model_dump())) if json_ else out.print(f"account {account}: {new.model_dump()}")
+    With --encrypt-to, every delivery for the account (nightly, manual, sample) is encrypted
+    to that key from now on; given alone, only the key changes.
+    """
+    from snapsync.control import recipients, snapshot_settings
+    from snapsync.schemas.errors import ConfigError
+
+    if encrypt_to is not None and no_encryption:
+        raise ConfigError("give --encrypt-to FILE or --no-encryption, not both")
+    recipient = read_recipient(encrypt_to) if encrypt_to is not None else None
+    s = settings(config)
+    others = (customers, format_, kind, packaging, container, keep)
+    new = None
+    if any(v is not None for v in others) or (recipient is None and not no_encryption):
+        new = snapshot_settings.configure(s, account, enabled=True,
+                                          customers=None if customers is None else tuple(customer_list(customers)),
+                                          format=format_, kind=kind, packaging=packaging, container=container,
+                                          keep=keep)
+    if recipient is not None:
+        recipients.set_key(s, account, recipient.key)
+    elif no_encryption:
+        recipients.clear(s, account)
+    _print_settings(s, account, new, json_)
+
+
+def _print_settings(s, account: int, cfg, json_: bool) -> None:
+    """An account's settings and whom its packages are encrypted to (fingerprint only)."""
+    from snapsync.control import recipients, snapshot_settings
+
+    cfg = cfg or snapshot_settings.get(s, account)
+    key = recipients.get(s, account)
+    encryption = key.public() if key else None
+    data = {**cfg.model_dump(), "encryption": encryption} if cfg else None
+    if json_:  # null: neither settings nor a key
+        print(json.dumps(data or ({"account_id": account, "encryption": encryption} if key else None)))
+    elif data:
+        out.print(f"account {account}: {data}")
+    else:
+        out.print(f"account {account} has no snapshot settings"
+                  + (f"; its packages are encrypted to {key.fingerprint}" if key else ""))
 
 
 @app.command("show")
 def snapshot_show(account: Annotated[int, typer.Option(help="Account id.")], config: ConfigOpt = None,
                   json_: JsonOpt = False) -> None:
-    """Show an account's snapshot settings."""
-    from snapsync.control import snapshot_settings
-
-    cfg = snapshot_settings.get(settings(config), account)
-    data = cfg.model_dump() if cfg else None
-    if json_:
-        print(json.dumps(data))
-    else:
-        out.print(data if data else f"account {account} has no snapshot settings")
+    """Show an account's snapshot settings (and the fingerprint of the key its packages are encrypted to)."""
+    _print_settings(settings(config), account, None, json_)
 
 
 @app.command("disable")
