@@ -216,6 +216,20 @@ def snapshot_show(account: Annotated[int, typer.Option(help="Account id.")], con
     _print_settings(settings(config), account, None, json_)
 
 
+@app.command("signing-key")
+def snapshot_signing_key(config: ConfigOpt = None, json_: JsonOpt = False) -> None:
+    """Print snapsync's public signing key: receivers of encrypted packages import it once to
+    check each package's signed digest (docs/loading.md). Made on first use, under SNAPSYNC_HOME/keys."""
+    from snapsync.connectors.crypto import signing_key
+
+    fpr, public = signing_key(settings(config).home)
+    if json_:
+        print(json.dumps({"fingerprint": fpr, "public_key": public}))
+    else:
+        sys.stdout.write(public)
+        err.print(f"snapsync's signing key {fpr}")
+
+
 @app.command("disable")
 def snapshot_disable(account: Annotated[int, typer.Option(help="Account id.")], config: ConfigOpt = None) -> None:
     """Disable an account's recurring snapshots (settings are kept; audited)."""

@@ -22,6 +22,7 @@ from snapsync.schemas.errors import ConfigError
 from snapsync.seed import HARD_TEXTS
 from snapsync.sinks.export import ExportRequest, export_snapshot
 from tests.conftest import env_for, qs
+from tests.integration.test_loading_guide import ENCRYPTED_SECTION, GUIDE, guide_blocks
 
 BIN = str(Path(sys.executable).with_name("snapsync"))
 #: Manifest keys that differ between two exports of unchanged data: when each was taken, and the
@@ -250,3 +251,32 @@ def test_scratch_key_folders_and_tools_are_gone_after_a_failed_sealed_export(see
     assert not (tmp_path / "out" / "current").exists()
     children = subprocess.run(["pgrep", "-P", str(os.getpid()), "-f", "gpg --batch"], capture_output=True, text=True)
     assert children.stdout.strip() == ""
+
+
+def test_the_loading_guides_decrypt_and_verify_snippets_run_as_written(seeded_db, tmp_path, openpgp, age_identity):
+    """docs/loading.md's encrypted-package blocks, run by bash in a receiver's folder with the
+    stock gpg and age, leave the plain export's files, signature and digest checked."""
+    home, public = openpgp
+    identity, age_public = age_identity
+    work = tmp_path / "work"
+    work.mkdir()
+    plain = export_snapshot(seeded_db, ExportRequest([1]), tmp_path / "plain", now=NOW)
+    for name, key in (("sealed", public), ("sealed-age", age_public)):
+        made = export_snapshot(seeded_db, ExportRequest([1], recipient=parse_recipient(key)), tmp_path / name, now=NOW)
+        shutil.copytree(made.path / "customer-1", work / name / "customer-1")
+    shutil.copy(identity, work / "identity.txt")
+    r = subprocess.run([BIN, "snapshot", "signing-key"], env=env_for(seeded_db), capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.startswith("-----BEGIN PGP PUBLIC KEY BLOCK"), r.stderr
+    (work / "snapsync-signing-key.asc").write_text(r.stdout)
+    keyring = tmp_path / "keyring"  # the receiver's keyring, a copy (the module's key serves other tests)
+    shutil.copytree(home, keyring, ignore=shutil.ignore_patterns("S.*"))
+    blocks = [code for section, lang, code in guide_blocks(GUIDE.read_text()) if section == ENCRYPTED_SECTION]
+    assert len(blocks) == 2
+    for i, code in enumerate(blocks):
+        r = subprocess.run(["bash", "-euo", "pipefail", "-c", code], cwd=work, capture_output=True, text=True,
+                           env={**os.environ, "GNUPGHOME": str(keyring)})
+        assert r.returncode == 0, f"docs/loading.md encrypted block {i + 1}: {r.stderr[-2000:]}"
+        lines = r.stdout.splitlines()
+        assert "Good signature" in r.stderr and lines and all(line.endswith(": OK") for line in lines), r.stdout
+    for received in ("received", "received-age"):
+        same_package(work / received / "customer-1", plain.path / "customer-1")
