@@ -16,7 +16,7 @@ demo-debezium:
 # suite mostly waits on its servers, so three share two cores well (15 min -> 6.5 min measured).
 # A module's tests stay in one process (--dist loadfile): they share its fixtures.
 test:
-	@./scripts/bootstrap.sh --browser --connect
+	@./scripts/bootstrap.sh --browser --connect --sftp
 	.venv/bin/pytest -q -n 3 --dist loadfile
 
 # The web app's screenshots in docs/web/ (docs/web.md shows them), taken by the browser tests.

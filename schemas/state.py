@@ -413,9 +413,11 @@ SIGNAL_TABLES: dict[str, str] = {
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
 }
 
-#: State tables of migration 2 (issue 23): whom each account's packages are encrypted to.
-#: ``key_text``: the receiver's public key (or age recipient), never shown: people see the
-#: fingerprint and expiry; ``warned_expiry``: the expiry Messaging last warned about (once per key).
+#: State tables of migration 2 (issue 23): whom each account's packages are encrypted to, and
+#: where they are shipped. ``key_text``: the receiver's public key (or age recipient), never
+#: shown: people see the fingerprint and expiry; ``warned_expiry``: the expiry Messaging last
+#: warned about (once per key). A destination's login key is a 0600 file under snapsync's
+#: home (``identity``: its name there), never in the database; ``host_key``: the pinned one.
 SEALING_TABLES: dict[str, str] = {
     "snapsync_recipient": """CREATE TABLE IF NOT EXISTS `snapsync_recipient` (
   `account_id` INT UNSIGNED NOT NULL,
@@ -424,6 +426,16 @@ SEALING_TABLES: dict[str, str] = {
   `expires` DATETIME NULL,
   `key_text` MEDIUMTEXT NOT NULL,
   `warned_expiry` DATETIME NULL,
+  `updated_at` DATETIME(6) NOT NULL,
+  `updated_by` VARCHAR(120) NOT NULL,
+  PRIMARY KEY (`account_id`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
+    "snapsync_destination": """CREATE TABLE IF NOT EXISTS `snapsync_destination` (
+  `account_id` INT UNSIGNED NOT NULL,
+  `url` VARCHAR(600) NOT NULL,
+  `host_key` VARCHAR(2000) NOT NULL,
+  `identity` VARCHAR(200) NOT NULL,
+  `public_key` VARCHAR(2000) NOT NULL,
   `updated_at` DATETIME(6) NOT NULL,
   `updated_by` VARCHAR(120) NOT NULL,
   PRIMARY KEY (`account_id`)
@@ -456,7 +468,7 @@ MIGRATIONS: dict[Component, tuple[Migration, ...]] = {
         Migration(1, "snapsync's state in a schema of its own", _FIRST_STATE_TABLES,
                   columns=(("snapsync_audit", "journal_id", "BIGINT UNSIGNED NULL"),),
                   indexes=(("snapsync_audit", "uk_journal", "UNIQUE KEY `uk_journal` (`journal_id`)"),)),
-        Migration(2, "packages encrypted to each account's key", tuple(SEALING_TABLES)),
+        Migration(2, "packages encrypted to each account's key and shipped by SFTP", tuple(SEALING_TABLES)),
     ),
     "signal": (
         Migration(1, "heartbeat, Debezium's signals and Data Sync's marks on the source", tuple(SIGNAL_TABLES),

