@@ -254,6 +254,15 @@ def signing_key(home: Path) -> tuple[str, str]:
     return fpr, g.export_keys(fpr)
 
 
+def signing_fingerprint(home: Path) -> str | None:
+    """The signing key's fingerprint when it exists here (never made: the web app shows it)."""
+    gdir = signing_home(home)
+    if not (gdir / "pubring.kbx").exists():
+        return None
+    keys = _gnupg().GPG(gpgbinary=_tool("gpg"), gnupghome=str(gdir)).list_keys(True)
+    return keys[0]["fingerprint"] if keys else None
+
+
 def sign_detached(home: Path, data: bytes) -> bytes:
     """An armored detached OpenPGP signature of ``data`` by snapsync's signing key."""
     fpr, _public = signing_key(home)

@@ -5,6 +5,7 @@ every delivery. Every change is audited by fingerprint, never with the key itsel
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 from snapsync.connectors.crypto import EXPIRY_WARNING_DAYS, Recipient, parse_recipient
 from snapsync.connectors.state import connect_state
@@ -18,13 +19,13 @@ from snapsync.schemas.errors import ConfigError
 def load(conn, account_id: int) -> Recipient | None:
     """The account's recipient as stored (not re-checked: see :func:`for_delivery`)."""
     cur = conn.cursor()
-    cur.execute("SELECT kind, key_text, fingerprint, expires FROM snapsync_recipient WHERE account_id = %s",
+    cur.execute("SELECT kind, key_text, fingerprint, expires, uids FROM snapsync_recipient WHERE account_id = %s",
                 (account_id,))
     r = cur.fetchone()
     conn.commit()
     if r is None:
         return None
-    return Recipient(r[0], r[1], r[2], r[3])
+    return Recipient(r[0], r[1], r[2], r[3], tuple(json.loads(r[4]) if r[4] else ()))
 
 
 def get(settings: Settings, account_id: int) -> Recipient | None:
@@ -59,9 +60,10 @@ def set_key(settings: Settings, account_id: int, text: str | bytes, *, who: str 
     with connect_state(settings) as conn:
         before = load(conn, account_id)
         cur = conn.cursor()
-        cur.execute("REPLACE INTO snapsync_recipient (account_id, kind, fingerprint, expires, key_text, "
-                    "warned_expiry, updated_at, updated_by) VALUES (%s,%s,%s,%s,%s,NULL,%s,%s)",
-                    (account_id, new.kind, new.fingerprint, new.expires, new.key, utcnow(), who or actor()))
+        cur.execute("REPLACE INTO snapsync_recipient (account_id, kind, fingerprint, expires, key_text, uids, "
+                    "warned_expiry, updated_at, updated_by) VALUES (%s,%s,%s,%s,%s,%s,NULL,%s,%s)",
+                    (account_id, new.kind, new.fingerprint, new.expires, new.key, json.dumps(list(new.uids)),
+                     utcnow(), who or actor()))
         record_audit(cur, account_id=account_id, entity="encryption_key", entity_id=str(account_id),
                      action="create" if before is None else "update",
                      before=before.public() if before else None, after=new.public(), who=who)

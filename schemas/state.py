@@ -413,11 +413,9 @@ SIGNAL_TABLES: dict[str, str] = {
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
 }
 
-#: State tables of migration 2 (issue 23): whom each account's packages are encrypted to, and
-#: where they are shipped. ``key_text``: the receiver's public key (or age recipient), never
-#: shown: people see the fingerprint and expiry; ``warned_expiry``: the expiry Messaging last
-#: warned about (once per key). A destination's login key is a 0600 file under snapsync's
-#: home (``identity``: its name there), never in the database; ``host_key``: the pinned one.
+#: Migration 2 (issue 23): whom each account's packages are encrypted to (``key_text``, never
+#: shown; ``warned_expiry``: the expiry last warned about), where they are shipped (the login
+#: key is a 0600 file under snapsync's home, ``identity`` its name; ``host_key`` the pinned one).
 SEALING_TABLES: dict[str, str] = {
     "snapsync_recipient": """CREATE TABLE IF NOT EXISTS `snapsync_recipient` (
   `account_id` INT UNSIGNED NOT NULL,
@@ -425,6 +423,7 @@ SEALING_TABLES: dict[str, str] = {
   `fingerprint` VARCHAR(80) NOT NULL,
   `expires` DATETIME NULL,
   `key_text` MEDIUMTEXT NOT NULL,
+  `uids` JSON NULL,
   `warned_expiry` DATETIME NULL,
   `updated_at` DATETIME(6) NOT NULL,
   `updated_by` VARCHAR(120) NOT NULL,

@@ -11,7 +11,8 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from snapsync.control import data_sync, moves, notifications, snapshot_settings, sync_groups, sync_tasks
+from snapsync.control import (data_sync, destinations, moves, notifications, recipients, snapshot_settings,
+                              sync_groups, sync_tasks)
 from snapsync.schemas.control import SnapshotSettings, SyncGroup
 from snapsync.web.auth import Scope, reader, rep
 from snapsync.web.routers.audit import query as audit_query
@@ -46,6 +47,69 @@ def put_snapshot_settings(body: SnapshotSettings, scope: Scope = Depends(rep)):
     _same_account(scope, body.account_id)
     return snapshot_settings.configure(scope.settings, scope.account_id, who=scope.who, tenant_view=True,
                                        **body.model_dump(exclude={"account_id"}))
+
+
+class EncryptionKey(BaseModel):
+    """Whom the account's packages are encrypted to: shown by fingerprint, never the key."""
+
+    kind: str
+    fingerprint: str
+    expires: Optional[str] = None
+    uids: list[str] = []
+
+
+class EncryptionKeyIn(BaseModel):
+    key: str  # an armored OpenPGP public key, or an age recipient (age1...)
+
+
+class SftpDestination(BaseModel):
+    """Where the nightly deliveries are uploaded: the address, the pinned host key's
+    fingerprint, and snapsync's public login key for the drop's authorized keys."""
+
+    url: str
+    host_key: str
+    public_key: str
+
+
+class SftpDestinationIn(BaseModel):
+    url: str  # sftp://user@host[:port]/path (no password)
+    host_key: str  # the server's public host key line, as ssh-keyscan prints it
+
+
+@router.get("/encryption-key", tags=["snapshots"], response_model=Optional[EncryptionKey])
+def get_encryption_key(scope: Scope = Depends(reader)):
+    """The key every package of the account is encrypted to (null: delivered unencrypted)."""
+    key = recipients.get(scope.settings, scope.account_id)
+    return key.public() if key else None
+
+
+@router.put("/encryption-key", tags=["snapshots"], response_model=EncryptionKey)
+def put_encryption_key(body: EncryptionKeyIn, scope: Scope = Depends(rep)):
+    """Encrypt every package to this key from now on (refused, 422, when malformed, expired,
+    revoked or unable to encrypt)."""
+    return recipients.set_key(scope.settings, scope.account_id, body.key, who=scope.who).public()
+
+
+@router.delete("/encryption-key", tags=["snapshots"], status_code=204)
+def delete_encryption_key(scope: Scope = Depends(rep)):
+    recipients.clear(scope.settings, scope.account_id, who=scope.who)
+
+
+@router.get("/sftp-destination", tags=["snapshots"], response_model=Optional[SftpDestination])
+def get_sftp_destination(scope: Scope = Depends(reader)):
+    dest = destinations.get(scope.settings, scope.account_id)
+    return dest.public() if dest else None
+
+
+@router.put("/sftp-destination", tags=["snapshots"], response_model=SftpDestination)
+def put_sftp_destination(body: SftpDestinationIn, scope: Scope = Depends(rep)):
+    """Upload each nightly delivery to this drop as well (snapsync makes the login key)."""
+    return destinations.set_sftp(scope.settings, scope.account_id, body.url, body.host_key, who=scope.who).public()
+
+
+@router.delete("/sftp-destination", tags=["snapshots"], status_code=204)
+def delete_sftp_destination(scope: Scope = Depends(rep)):
+    destinations.clear(scope.settings, scope.account_id, who=scope.who)
 
 
 @router.get("/sync-groups", tags=["data sync"], response_model=list[SyncGroup])
