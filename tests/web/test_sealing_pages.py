@@ -5,7 +5,9 @@ API or the server's log. Account 1 has customers 1, 3, 5; account 2 has 2, 4, 6 
 
 from __future__ import annotations
 
+import io
 import subprocess
+import zipfile
 
 import pytest
 import requests
@@ -90,6 +92,9 @@ def test_the_api_sets_shows_and_removes_the_key_and_drop_for_reps_only(web, web_
     r = requests.put(api + "/encryption-key", headers=rep, json={"key": public_key})
     assert r.status_code == 200 and r.json()["kind"] == "openpgp" and "key" not in r.json()
     assert requests.get(api + "/encryption-key", headers=viewer).json()["fingerprint"] == r.json()["fingerprint"]
+    sample = requests.get(api + "/sample.zip", headers=rep)  # every delivery of the account is sealed, the sample too
+    names = zipfile.ZipFile(io.BytesIO(sample.content)).namelist()
+    assert sample.status_code == 200 and names and all(n.endswith(".gpg") for n in names), names
     r = requests.put(api + "/sftp-destination", headers=rep,
                      json={"url": "sftp://drop@sftp.example.test/inbound", "host_key": host_key})
     assert r.status_code == 200 and r.json()["public_key"].startswith("ssh-ed25519 "), r.text
