@@ -8,7 +8,9 @@
   references ``mariadb-dump --tab`` and ``mydumper -t 2``.
 
 snapsync is timed through the CLI as a user runs it (``snapsync snapshot export``: process start
-included) and in-process; on 8 customers and on 14 (two data sets). Each timing is the best of
+included) and in-process; on 8 customers and on 14 (two data sets). On the remote path, also
+sealed packages (issue 23: every file encrypted to an age recipient or an OpenPGP key, a
+signed digest) beside the same export unsealed. Each timing is the best of
 ``REPEAT`` runs; a ratio is reference time / snapsync time (above 1: snapsync is faster). The
 goals (issue 20) are printed beside each ratio.
 
@@ -28,6 +30,7 @@ from pathlib import Path
 from bench.common import BENCH_HOME, bench_settings, report
 from snapsync.control.migrate import migrate
 from snapsync.local import MariaDB, free_port, stop_pid
+from snapsync.connectors.crypto import parse_recipient
 from snapsync.schemas.config import load_settings, settings_env
 from snapsync.sinks.export import ExportRequest, export_snapshot
 
@@ -109,6 +112,30 @@ def ours(s, customers: list[int], work: Path, fmt: str, packaging: str) -> dict[
             "in_process": best(lambda: export_snapshot(s, ExportRequest(customers, fmt, packaging), out))}
 
 
+def receivers(work: Path) -> dict[str, str]:
+    """An age recipient and an OpenPGP public key (ed25519 + cv25519) made for the bench."""
+    subprocess.run(["age-keygen", "-o", str(work / "age.txt")], check=True, capture_output=True)
+    age = next(ln.split(": ")[1] for ln in (work / "age.txt").read_text().splitlines() if "public key" in ln)
+    home = work / "gnupg"
+    home.mkdir(mode=0o700)
+    gpg = ["gpg", "--batch", "--quiet", "--homedir", str(home), "--passphrase", ""]
+    subprocess.run([*gpg, "--quick-gen-key", "Bench <bench@example.test>", "ed25519", "sign", "1y"], check=True)
+    fpr = subprocess.run([*gpg, "--with-colons", "--list-keys"], check=True, capture_output=True,
+                         text=True).stdout.split("fpr:::::::::")[1].split(":")[0]
+    subprocess.run([*gpg, "--quick-add-key", fpr, "cv25519", "encr", "1y"], check=True)
+    key = subprocess.run([*gpg, "--armor", "--export", fpr], check=True, capture_output=True, text=True).stdout
+    return {"age": age, "openpgp": key}
+
+
+def sealed(s, customers: list[int], work: Path) -> dict[str, float]:
+    """In-process seconds of the .DAT per-customer export sealed to each kind of recipient."""
+    out = {}
+    for kind, key in receivers(work).items():
+        req = ExportRequest(customers, "dat", "per-customer", recipient=parse_recipient(key))
+        out[kind] = best(lambda: export_snapshot(s, req, work / f"sealed-{kind}"))
+    return out
+
+
 def measure(s, work: Path, path: str) -> dict:
     customers = sorted(int(c) for c in _customers(s))
     export_snapshot(s, ExportRequest(customers, "dat", "combined"), work / "warm")  # warm the cache
@@ -129,6 +156,10 @@ def measure(s, work: Path, path: str) -> dict:
         for packaging in ("per_customer", "combined"):
             ratios[f"remote_mysql_{packaging}_vs_mariadb_dump"] = round(
                 ref["mariadb_dump_single_transaction"] / t[f"mysql_{packaging}"]["cli"], 2)
+        t["dat_per_customer_sealed"] = sealed(s, customers, work)
+        for kind, seconds in t["dat_per_customer_sealed"].items():  # below 1: what sealing costs
+            ratios[f"remote_dat_per_customer_sealed_{kind}_vs_unsealed_in_process"] = round(
+                t["dat_per_customer"]["in_process"] / seconds, 2)
     return {"seconds": {k: ({kk: round(vv, 2) for kk, vv in v.items()}) for k, v in t.items()}, "ratios": ratios}
 
 

@@ -18,6 +18,7 @@ name the key by fingerprint and the tool's exit status only.
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import fcntl
 import logging
@@ -26,11 +27,12 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from snapsync.connectors.files import FILE_MODE, private_dir
+from snapsync.connectors.files import FILE_MODE, open_private, private_dir
 from snapsync.schemas.errors import ConfigError, FatalError
 
 log = logging.getLogger("snapsync.crypto")
@@ -224,49 +226,75 @@ class Sealer:
 
 # -- snapsync's signing key ----------------------------------------------------------------
 SIGNING_NAME = "snapsync package signing"
+_signers: dict[Path, tuple[Path, str, str]] = {}  # key file -> (gpg home of this process, fingerprint, public key)
+_signers_lock = threading.Lock()
 
 
-def signing_home(home: Path) -> Path:
-    """The gpg home of snapsync's signing key, under the installation's home (0700). Every
-    export worker signs with this key: give them the same folder (docs/decisions.md)."""
-    return home / "keys" / "signing"
+def signing_key_file(home: Path) -> Path:
+    """snapsync's signing key (armored, 0600) under the installation's home. Every export
+    worker signs with this key: give them the same folder (docs/decisions.md)."""
+    return home / "keys" / "signing-key.asc"
 
 
 def signing_key(home: Path) -> tuple[str, str]:
     """(fingerprint, armored public key) of snapsync's signing key, made on first use (once,
-    under a lock, when several processes start together)."""
-    gdir = signing_home(home)
-    private_dir(gdir.parent)
-    private_dir(gdir)
-    g = _gnupg().GPG(gpgbinary=_tool("gpg"), gnupghome=str(gdir))
-    with open(gdir.parent / ".signing.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    under a lock, when several processes start together).
+
+    gpg signs through its agent, whose socket lives in the gpg home: a home under a deep
+    folder passes the 108 bytes a socket's name may have. So each process signs from a short
+    home of its own in the temporary folder, into which the key file is imported once.
+    """
+    path = signing_key_file(home).resolve()
+    with _signers_lock:
+        if path in _signers:
+            return _signers[path][1:]
+        private_dir(path.parent)
+        gdir = Path(tempfile.mkdtemp(prefix="snapsync-sign-"))
+        atexit.register(_forget, gdir)
+        g = _gnupg().GPG(gpgbinary=_tool("gpg"), gnupghome=str(gdir))
+        with open(path.parent / ".signing.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if path.exists():
+                g.import_keys(path.read_bytes())
+            else:
+                made = g.gen_key(g.gen_key_input(key_type="EDDSA", key_curve="ed25519", key_usage="sign",
+                                                 name_real=SIGNING_NAME, name_email="snapsync@localhost",
+                                                 expire_date=0, no_protection=True))
+                if not made.fingerprint:
+                    raise FatalError(f"could not make snapsync's signing key (gpg: {made.status})")
+                secret = g.export_keys(made.fingerprint, secret=True, expect_passphrase=False)
+                scratch = path.with_name(path.name + ".new")
+                with open_private(scratch, "w") as f:
+                    f.write(secret)
+                os.replace(scratch, path)
+                log.info("made snapsync's package signing key %s in %s", made.fingerprint, path)
         keys = g.list_keys(True)
         if not keys:
-            made = g.gen_key(g.gen_key_input(key_type="EDDSA", key_curve="ed25519", key_usage="sign",
-                                             name_real=SIGNING_NAME, name_email="snapsync@localhost",
-                                             expire_date=0, no_protection=True))
-            if not made.fingerprint:
-                raise FatalError(f"could not make snapsync's signing key in {gdir} (gpg: {made.status})")
-            log.info("made snapsync's package signing key %s in %s", made.fingerprint, gdir)
-            keys = g.list_keys(True)
-    fpr = keys[0]["fingerprint"]
-    return fpr, g.export_keys(fpr)
+            raise FatalError(f"{path} holds no signing key: remove it to make a new one, or restore it from a backup")
+        fpr = keys[0]["fingerprint"]
+        _signers[path] = (gdir, fpr, g.export_keys(fpr))
+        return _signers[path][1:]
+
+
+def _forget(gdir: Path) -> None:
+    subprocess.run(["gpgconf", "--homedir", str(gdir), "--kill", "gpg-agent"], capture_output=True)
+    shutil.rmtree(gdir, ignore_errors=True)
 
 
 def signing_fingerprint(home: Path) -> str | None:
-    """The signing key's fingerprint when it exists here (never made: the web app shows it)."""
-    gdir = signing_home(home)
-    if not (gdir / "pubring.kbx").exists():
+    """The signing key's fingerprint when it exists (never made here: the web app shows it)."""
+    path = signing_key_file(home)
+    if not path.exists():
         return None
-    keys = _gnupg().GPG(gpgbinary=_tool("gpg"), gnupghome=str(gdir)).list_keys(True)
+    with tempfile.TemporaryDirectory(prefix="snapsync-gpg-") as scratch:
+        keys = _gnupg().GPG(gpgbinary=_tool("gpg"), gnupghome=scratch).scan_keys(str(path))
     return keys[0]["fingerprint"] if keys else None
 
 
 def sign_detached(home: Path, data: bytes) -> bytes:
     """An armored detached OpenPGP signature of ``data`` by snapsync's signing key."""
     fpr, _public = signing_key(home)
-    g = _gnupg().GPG(gpgbinary=_tool("gpg"), gnupghome=str(signing_home(home)))
+    g = _gnupg().GPG(gpgbinary=_tool("gpg"), gnupghome=str(_signers[signing_key_file(home).resolve()][0]))
     sig = g.sign(data, keyid=fpr, detach=True, clearsign=False)
     if not sig.data:
         raise FatalError(f"signing the package digest with {fpr} failed (gpg: {sig.status})")
