@@ -249,7 +249,8 @@ def signing_key(home: Path) -> tuple[str, str]:
         if path in _signers:
             return _signers[path][1:]
         private_dir(path.parent)
-        gdir = Path(tempfile.mkdtemp(prefix="snapsync-sign-"))
+        _sweep()
+        gdir = Path(tempfile.mkdtemp(prefix=f"snapsync-sign-{os.getpid()}-"))
         atexit.register(_forget, gdir)
         g = _gnupg().GPG(gpgbinary=_tool("gpg"), gnupghome=str(gdir))
         with open(path.parent / ".signing.lock", "a") as lock:
@@ -279,6 +280,19 @@ def signing_key(home: Path) -> tuple[str, str]:
 def _forget(gdir: Path) -> None:
     subprocess.run(["gpgconf", "--homedir", str(gdir), "--kill", "gpg-agent"], capture_output=True)
     shutil.rmtree(gdir, ignore_errors=True)
+
+
+def _sweep() -> None:
+    """The signing homes (and their agents) of processes that died without cleaning up (a
+    ``kill -9``): at most one agent per living process stays."""
+    for gdir in Path(tempfile.gettempdir()).glob("snapsync-sign-*-*"):
+        try:
+            pid = int(gdir.name.split("-")[2])
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            _forget(gdir)
+        except (ValueError, PermissionError, IndexError):
+            continue
 
 
 def signing_fingerprint(home: Path) -> str | None:

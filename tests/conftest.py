@@ -25,6 +25,16 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.integration)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_gpg_agent_left(tmp_path_factory):
+    """gpg starts an agent per home it signs or decrypts in (receivers' keyrings in the tests);
+    none outlives the session."""
+    yield
+    import subprocess
+
+    subprocess.run(["pkill", "-f", f"gpg-agent --homedir {tmp_path_factory.getbasetemp()}"], capture_output=True)
+
+
 @pytest.fixture(scope="session")
 def stack_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("stack")
