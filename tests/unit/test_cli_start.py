@@ -48,3 +48,14 @@ def test_every_command_groups_help_imports_none_of_them_either():
 def test_a_light_command_loads_only_what_it_uses():
     loaded = modules_after("catalog", "--json")
     assert sorted(loaded & set(NOT_FOR_CATALOG)) == []
+
+
+def test_a_dat_or_mysql_export_leaves_parquets_pyarrow_unloaded():
+    """An export loads only its own format's module (sinks/formats/__init__.py)."""
+    code = ("import sys\nfrom snapsync.sinks.formats import get_format\nimport snapsync.sinks.export, "
+            "snapsync.connectors.crypto, snapsync.connectors.sftp\n"
+            "get_format('dat'); get_format('mysql')\nprint('pyarrow' in sys.modules, 'paramiko' in sys.modules, "
+            "'gnupg' in sys.modules)\n"
+            "get_format('parquet')\nprint('pyarrow' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.stdout.split() == ["False", "False", "False", "True"], r.stderr
