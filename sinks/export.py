@@ -157,8 +157,6 @@ def export_snapshot(settings: Settings, req: ExportRequest, out: Path, *,
     recipient = req.recipient or recipients.for_delivery(settings, account)
     started = time.monotonic()
     incremental = req.kind == "incremental"
-    first: list[int] = []
-    changes: dict[str, inc.Changes] = {}
     check_root(out)  # a bad --out fails now, not after the watermark wait
     if incremental:
         if req.cutoff is None:
@@ -170,86 +168,25 @@ def export_snapshot(settings: Settings, req: ExportRequest, out: Path, *,
     # same folder waits, and reads the state this one leaves.
     delivery = Delivery(out, f"{created:%Y%m%dT%H%M%SZ}-{kind}-{req.format}", keep=req.keep, grace=req.grace)
     try:
-        if incremental:
-            key = inc.delivery_key(out)
-            with connect_state(settings) as state, connect(settings.db) as source:
-                done = inc.delivered_customers(state, key, req.cutoff)
-                first = [c for c in req.customers if c not in done]
-                for pkg, members in package_groups(req):
-                    changes[pkg] = inc.staged_changes(state, source, {c: done[c] for c in members if c in done},
-                                                      req.cutoff, members)
+        first, changes = _staged(settings, req, out) if incremental else ([], {})
         catalog = DATASETS if req.only is None else tuple(d for d in DATASETS if d.table in req.only)
         with connect(settings.db) as conn:
             dialect = Dialect.of(conn)
             datasets = read_datasets(conn, catalog)  # as the source has them: types travel with the data
         sections = plan_queries(req, datasets, first=first)
-        customers_of = {package_name("per-customer", c): [c] for c in req.customers}
-        customers_of["combined"] = list(req.customers)
         reader = _reader(settings, req, dialect, delivery.staging, sealed=recipient is not None)
     except BaseException:
         delivery.abort()
         raise
-    writers: dict[str, PackageWriter] = {}
-
-    def writer(pkg: str) -> PackageWriter:
-        w = writers.get(pkg)
-        if w is None:
-            w = writers[pkg] = PackageWriter(delivery.staging / pkg, pkg, req.format, customers_of[pkg],
-                                             seal=Sealer(recipient) if recipient else None, sign_home=settings.home)
-        return w
-    point: SnapshotPoint | None = None
-    rows = 0
+    packages = _Packages(delivery.staging, req, changes, recipient, settings.home)
     try:
-        for item in reader.read([q for q, _p, _d in sections]):
-            if item[0] == "pos":
-                point = item[1]
-                continue
-            tag, i, data = item
-            _q, pkg, ds = sections[i]
-            w = writer(pkg)
-            if ds.table not in w.entries:
-                w.begin(ds, changes=incremental and ds.incremental)
-                if incremental and ds.incremental:
-                    _write_changes(w, ds, changes[pkg])
-            if tag == "data":
-                rows += w.write_lines(ds, data, count=not reader.reports_rows)
-            else:
-                if data is not None:  # the reader's row count of the section
-                    w.add_rows(ds, data)
-                    rows += data
-                w.end(ds)
-                if progress:
-                    progress(i + 1, len(sections), rows)
-        assert point is not None, "the export stream carried no snapshot position"
+        point, rows = packages.stream(reader, sections, progress)
         _check_schema_unchanged(settings, datasets)
         _check_still_owned(settings, req)
-        if incremental:  # data sets whose only content is the staged changes
-            for pkg, members in package_groups(req):
-                w = writer(pkg)
-                for ds in datasets:
-                    if ds.incremental and ds.table not in w.entries:
-                        w.begin(ds, changes=True)
-                        _write_changes(w, ds, changes[pkg])
-                        w.end(ds)
-        meta = {
-            "snapsync_version": VERSION,
-            "kind": kind,
-            **({"cutoff_utc": req.cutoff.isoformat() + "Z",
-                "incremental_data_sets": [d.table for d in DATASETS if d.incremental],
-                "op_column": "_op (U: upsert, D: delete by primary key)"} if incremental else {}),
-            "packaging": req.packaging,
-            "account_id": account,
-            "as_of_utc": point.server_time_utc.replace(" ", "T") + "Z",
-            "as_of_local": _ny(point.server_time_utc),
-            "created_utc": created.isoformat().replace("+00:00", "Z"),
-            "source_position": {"file": point.file, "pos": point.pos, "gtid": point.gtid},
-            # How the snapshot's position was made exact (connectors/dialect.py): without any lock,
-            # or with an instant of global read lock.
-            "snapshot_method": point.method,
-            "source_server": dialect.name,
-        }
-        manifests = [w.finish({**meta, **({"full_for_customers": [c for c in first if c in w.customers]}
-                                          if incremental else {})}, req.container) for w in writers.values()]
+        if incremental:
+            packages.changes_only(datasets)
+        meta = _meta(req, kind, account, point, created, dialect.name)
+        manifests = packages.finish(meta, first)
         path = delivery.commit(release=False)
         try:
             if incremental:
@@ -260,13 +197,116 @@ def export_snapshot(settings: Settings, req: ExportRequest, out: Path, *,
         finally:
             delivery.release()
     except BaseException:
-        for w in writers.values():
-            w.abort()
+        packages.abort()
         delivery.abort()
         raise
     result = ExportResult(path, manifests, point, rows, time.monotonic() - started)
     log.info("delivered %s: %d package(s), %d rows, %.1fs", path, len(manifests), rows, result.seconds)
     return result
+
+
+def _staged(settings: Settings, req: ExportRequest, out: Path) -> tuple[list[int], dict[str, inc.Changes]]:
+    """An incremental export's customers sent in full (new to this folder) and, per package,
+    the staged changes of the others."""
+    with connect_state(settings) as state, connect(settings.db) as source:
+        done = inc.delivered_customers(state, inc.delivery_key(out), req.cutoff)
+        first = [c for c in req.customers if c not in done]
+        changes = {pkg: inc.staged_changes(state, source, {c: done[c] for c in members if c in done}, req.cutoff,
+                                           members)
+                   for pkg, members in package_groups(req)}
+    return first, changes
+
+
+class _Packages:
+    """The export's package writers, each made as its first section arrives; sealed to
+    ``recipient`` when there is one."""
+
+    def __init__(self, staging: Path, req: ExportRequest, changes: dict[str, inc.Changes],
+                 recipient: Recipient | None, home: Path) -> None:
+        self.staging, self.req, self.changes, self.recipient, self.home = staging, req, changes, recipient, home
+        self.incremental = req.kind == "incremental"
+        self.customers_of = {package_name("per-customer", c): [c] for c in req.customers}
+        self.customers_of["combined"] = list(req.customers)
+        self.writers: dict[str, PackageWriter] = {}
+
+    def writer(self, pkg: str) -> PackageWriter:
+        w = self.writers.get(pkg)
+        if w is None:
+            w = self.writers[pkg] = PackageWriter(
+                self.staging / pkg, pkg, self.req.format, self.customers_of[pkg],
+                seal=Sealer(self.recipient) if self.recipient else None, sign_home=self.home)
+        return w
+
+    def stream(self, reader, sections: list[tuple[Query, str, DataSet]],
+               progress: Callable[[int, int, int], None] | None) -> tuple[SnapshotPoint, int]:
+        """Every section the reader yields into its package; (the snapshot's position, rows)."""
+        point: SnapshotPoint | None = None
+        rows = 0
+        for item in reader.read([q for q, _p, _d in sections]):
+            if item[0] == "pos":
+                point = item[1]
+                continue
+            tag, i, data = item
+            _q, pkg, ds = sections[i]
+            w = self.writer(pkg)
+            if ds.table not in w.entries:
+                w.begin(ds, changes=self.incremental and ds.incremental)
+                if self.incremental and ds.incremental:
+                    _write_changes(w, ds, self.changes[pkg])
+            if tag == "data":
+                rows += w.write_lines(ds, data, count=not reader.reports_rows)
+            else:
+                if data is not None:  # the reader's row count of the section
+                    w.add_rows(ds, data)
+                    rows += data
+                w.end(ds)
+                if progress:
+                    progress(i + 1, len(sections), rows)
+        assert point is not None, "the export stream carried no snapshot position"
+        return point, rows
+
+    def changes_only(self, datasets: tuple[DataSet, ...]) -> None:
+        """The incremental data sets whose only content is the staged changes (no section read)."""
+        for pkg, _members in package_groups(self.req):
+            w = self.writer(pkg)
+            for ds in datasets:
+                if ds.incremental and ds.table not in w.entries:
+                    w.begin(ds, changes=True)
+                    _write_changes(w, ds, self.changes[pkg])
+                    w.end(ds)
+
+    def finish(self, meta: dict, first: list[int]) -> list[dict]:
+        """Each package's manifest written (and its container made); the manifests."""
+        return [w.finish({**meta, **({"full_for_customers": [c for c in first if c in w.customers]}
+                                     if self.incremental else {})}, self.req.container)
+                for w in self.writers.values()]
+
+    def abort(self) -> None:
+        for w in self.writers.values():
+            w.abort()
+
+
+def _meta(req: ExportRequest, kind: str, account: int, point: SnapshotPoint, created: dt.datetime,
+          server: str) -> dict:
+    """What every manifest of the delivery says about it."""
+    return {
+        "snapsync_version": VERSION,
+        "kind": kind,
+        **({"cutoff_utc": req.cutoff.isoformat() + "Z",
+            "incremental_data_sets": [d.table for d in DATASETS if d.incremental],
+            "op_column": "_op (U: upsert, D: delete by primary key)"} if req.kind == "incremental" and req.cutoff
+           else {}),
+        "packaging": req.packaging,
+        "account_id": account,
+        "as_of_utc": point.server_time_utc.replace(" ", "T") + "Z",
+        "as_of_local": _ny(point.server_time_utc),
+        "created_utc": created.isoformat().replace("+00:00", "Z"),
+        "source_position": {"file": point.file, "pos": point.pos, "gtid": point.gtid},
+        # How the snapshot's position was made exact (connectors/dialect.py): without any lock,
+        # or with an instant of global read lock.
+        "snapshot_method": point.method,
+        "source_server": server,
+    }
 
 
 def _reader(settings: Settings, req: ExportRequest, dialect: Dialect, staging: Path, *, sealed: bool):

@@ -112,17 +112,7 @@ def deliver(settings: Settings, cfg: SnapshotSettings, day: dt.date, *, producer
                                         result.packages, result.rows, size,
                                         {"slot_date": day.isoformat(), "kind": cfg.kind, "format": cfg.format})
             counted = usage.record(cur, used)
-            message = (f"Your {cfg.kind} data snapshot for {day.isoformat()} is ready: {len(result.packages)} "
-                       f"package(s), {size:,} bytes. Download it from Downloads in the Services web app (the server "
-                       "keeps it under the account's delivery folder, `current`). It replaces the previous "
-                       "snapshot; download it before the next one is generated.")
-            notify(cur, account_id=cfg.account_id, kind="snapshot_ready", message=message, detail=detail)
-            if "upload_failed" in shipped:
-                failed = shipped["upload_failed"]
-                notify(cur, account_id=cfg.account_id, kind="upload_failed", detail=failed,
-                       message=f"Your {cfg.kind} data snapshot for {day.isoformat()} could not be uploaded to "
-                               f"{failed['url']} ({failed['reason']}). It is kept on the server: download it from "
-                               "Downloads in the Services web app; the next snapshot is uploaded as usual.")
+            message = _announce(cur, cfg, day, len(result.packages), size, detail)
             conn.commit()
             if counted:
                 usage.observe([used])
@@ -139,6 +129,23 @@ def deliver(settings: Settings, cfg: SnapshotSettings, day: dt.date, *, producer
         producer.flush(30)
     log.info("account %d: delivered %s (%d bytes)", cfg.account_id, day, size)
     return detail
+
+
+def _announce(cur, cfg: SnapshotSettings, day: dt.date, packages: int, size: int, detail: dict) -> str:
+    """The account's messages about a delivery, in the caller's transaction: ready, and
+    whether its upload failed. Returns the "ready" message."""
+    message = (f"Your {cfg.kind} data snapshot for {day.isoformat()} is ready: {packages} "
+               f"package(s), {size:,} bytes. Download it from Downloads in the Services web app (the server "
+               "keeps it under the account's delivery folder, `current`). It replaces the previous "
+               "snapshot; download it before the next one is generated.")
+    notify(cur, account_id=cfg.account_id, kind="snapshot_ready", message=message, detail=detail)
+    if "upload_failed" in detail:
+        failed = detail["upload_failed"]
+        notify(cur, account_id=cfg.account_id, kind="upload_failed", detail=failed,
+               message=f"Your {cfg.kind} data snapshot for {day.isoformat()} could not be uploaded to "
+                       f"{failed['url']} ({failed['reason']}). It is kept on the server: download it from "
+                       "Downloads in the Services web app; the next snapshot is uploaded as usual.")
+    return message
 
 
 #: SFTP uploads: attempts in all, and the first wait between them (doubling, capped at a minute).

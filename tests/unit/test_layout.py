@@ -59,3 +59,17 @@ def test_no_module_over_500_lines_but_data_tables():
             if n > 500 and rel not in DATA_TABLES:
                 long[rel] = n
     assert long == {}
+
+
+def test_no_function_over_80_lines_in_the_data_flow():
+    """Issue 25: each step of a sink, stream or connector reads in one screen."""
+    import ast
+
+    long = {}
+    for folder in ("sinks", "streams", "connectors"):
+        for path in (ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and \
+                        node.end_lineno - node.lineno + 1 > 80:
+                    long[f"{path.relative_to(ROOT)}:{node.name}"] = node.end_lineno - node.lineno + 1
+    assert long == {}
