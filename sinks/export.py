@@ -49,6 +49,9 @@ class ExportRequest:
     kind: Kind = "full"
     cutoff: dt.datetime | None = None  # incremental: the window's end (naive UTC)
     watermark_timeout: float = 300.0  # incremental: how long to wait for the pipeline
+    #: Incremental: the watermark of ``cutoff`` already reached (the scheduler waits for it
+    #: before it records a delivery); None: the export waits for it itself.
+    watermark: inc.Watermark | None = None
     only: tuple[str, ...] | None = None  # internal (benchmarks): restrict to these tables
     sample_rows: int | None = None  # the "Download Sample": first N rows of each data set
     keep: int = 1
@@ -161,7 +164,8 @@ def export_snapshot(settings: Settings, req: ExportRequest, out: Path, *,
     if incremental:
         if req.cutoff is None:
             raise ConfigError("an incremental snapshot needs its cutoff: give --cutoff (e.g. 2026-03-08T00:00)")
-        covered = inc.covered_order(inc.wait_for_watermark(settings, req.cutoff, req.watermark_timeout))
+        covered = inc.covered_order(req.watermark or inc.wait_for_watermark(settings, req.cutoff,
+                                                                              req.watermark_timeout))
     created = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
     kind = "sample" if req.sample_rows is not None else req.kind
     # The root's lock is held from here to the recorded delivery: a second export into the

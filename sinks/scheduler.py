@@ -73,9 +73,8 @@ def deliver(settings: Settings, cfg: SnapshotSettings, day: dt.date, *, producer
                           "another account (its snapshots are disabled; select customers to enable them again)")
     cfg = cfg.model_copy(update={"customers": current.customers})
     cutoff = incremental_cutoff(day).replace(tzinfo=None) if cfg.kind == "incremental" else None
-    if cutoff is not None:
-        # Not recorded as a failure: the next round tries again. Raises RetriableError.
-        wait_for_watermark(settings, cutoff, timeout=5.0)
+    # Waited for once, here: not recorded as a failure, the next round tries again (RetriableError).
+    watermark = wait_for_watermark(settings, cutoff, timeout=5.0) if cutoff is not None else None
     with connect_state(settings) as conn:
         delivery_id = deliveries.start(conn, cfg.account_id, day, cfg.kind, commit=claim is None)
         if claim is not None:  # one transaction: a worker dying after it leaves a record to abandon
@@ -83,7 +82,7 @@ def deliver(settings: Settings, cfg: SnapshotSettings, day: dt.date, *, producer
         try:
             result = export_snapshot(settings, ExportRequest(
                 customers=list(cfg.customers), format=cfg.format, packaging=cfg.packaging,
-                container=cfg.container, keep=cfg.keep, kind=cfg.kind, cutoff=cutoff, watermark_timeout=5.0,
+                container=cfg.container, keep=cfg.keep, kind=cfg.kind, cutoff=cutoff, watermark=watermark,
                 account_id=cfg.account_id, meter="none"), root)  # counted below, with the delivery record
         except Exception as exc:
             deliveries.fail(conn, delivery_id, cfg.account_id, day, exc)
