@@ -32,7 +32,10 @@ def no_gpg_agent_left(tmp_path_factory):
     yield
     import subprocess
 
+    from snapsync.connectors.crypto import _sweep
+
     subprocess.run(["pkill", "-f", f"gpg-agent --homedir {tmp_path_factory.getbasetemp()}"], capture_output=True)
+    _sweep()  # the signing homes of the processes the tests stopped (web apps, export workers)
 
 
 @pytest.fixture(scope="session")
