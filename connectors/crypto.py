@@ -21,6 +21,7 @@ from __future__ import annotations
 import atexit
 import datetime as dt
 import fcntl
+import functools
 import logging
 import os
 import re
@@ -296,10 +297,17 @@ def _sweep() -> None:
 
 
 def signing_fingerprint(home: Path) -> str | None:
-    """The signing key's fingerprint when it exists (never made here: the web app shows it)."""
+    """The signing key's fingerprint when it exists (never made here: the web app shows it on
+    every Snapshots page, so gpg reads the file once per change of it)."""
     path = signing_key_file(home)
-    if not path.exists():
+    try:
+        return _fingerprint_of(path, path.stat().st_mtime_ns)
+    except FileNotFoundError:
         return None
+
+
+@functools.lru_cache(maxsize=8)
+def _fingerprint_of(path: Path, _mtime_ns: int) -> str | None:
     with tempfile.TemporaryDirectory(prefix="snapsync-gpg-") as scratch:
         keys = _gnupg().GPG(gpgbinary=_tool("gpg"), gnupghome=scratch).scan_keys(str(path))
     return keys[0]["fingerprint"] if keys else None

@@ -14,7 +14,6 @@ passes (connection refused, reset, timed out) is tried again with the one back-o
 from __future__ import annotations
 
 import base64
-import hashlib
 import logging
 import posixpath
 import re
@@ -102,11 +101,6 @@ def parse_host_key(line: str):
                       "server (e.g. 'ssh-ed25519 AAAA...')")
 
 
-def fingerprint(key) -> str:
-    """``SHA256:...`` as ``ssh-keygen -l`` shows it."""
-    return "SHA256:" + base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
-
-
 def make_identity(path: Path) -> str:
     """A new ed25519 login key at ``path`` (0600, OpenSSH format); its public line."""
     from cryptography.hazmat.primitives import serialization
@@ -158,7 +152,7 @@ class Drop:
                               banner_timeout=timeout, auth_timeout=timeout, allow_agent=False, look_for_keys=False)
         except paramiko.BadHostKeyException:
             raise FatalError(f"the SFTP server {url.known_hosts_name} showed another host key than the one pinned "
-                             f"for {url} ({fingerprint(host_key)}): nothing was sent; check the key with the receiver "
+                             f"for {url} ({host_key.fingerprint}): nothing was sent; check the key with the receiver "
                              "and set the destination again") from None
         except paramiko.SSHException as exc:
             if isinstance(exc, paramiko.AuthenticationException):
@@ -240,7 +234,7 @@ def ship(url: SftpUrl, host_key, identity, folder: Path, keep: int, *, attempts:
         try:
             with Drop(url, host_key, identity, timeout) as drop:
                 return drop.put_delivery(folder, keep)
-        except (RetriableError, OSError, EOFError, socket.timeout) as exc:
+        except (RetriableError, OSError, EOFError, socket.timeout, _paramiko().SSHException) as exc:
             reason = exc if isinstance(exc, RetriableError) else RetriableError(
                 f"the upload to {url} was cut ({type(exc).__name__})")
             if attempt == attempts:

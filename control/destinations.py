@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from snapsync.connectors.files import open_private, private_dir
-from snapsync.connectors.sftp import (SftpUrl, fingerprint, load_identity, make_identity, parse_host_key,
+from snapsync.connectors.sftp import (SftpUrl, load_identity, make_identity, parse_host_key,
                                       parse_url, public_line)
 from snapsync.connectors.state import connect_state
 from snapsync.control.audit import actor, record_audit
@@ -28,7 +28,7 @@ class Destination:
 
     def public(self) -> dict:
         """What may be shown: never the login key."""
-        return {"url": str(self.url), "host_key": fingerprint(parse_host_key(self.host_key)),
+        return {"url": str(self.url), "host_key": parse_host_key(self.host_key).fingerprint,
                 "public_key": self.public_key}
 
     def keys(self):
@@ -111,4 +111,4 @@ def _row(conn, account_id: int) -> dict | None:
     cur = conn.cursor()
     cur.execute("SELECT url, host_key, public_key FROM snapsync_destination WHERE account_id = %s", (account_id,))
     r = cur.fetchone()
-    return None if r is None else {"url": r[0], "host_key": fingerprint(parse_host_key(r[1])), "public_key": r[2]}
+    return None if r is None else {"url": r[0], "host_key": parse_host_key(r[1]).fingerprint, "public_key": r[2]}

@@ -268,8 +268,11 @@ def snapshot_destination(
 
 @app.command("signing-key")
 def snapshot_signing_key(config: ConfigOpt = None, json_: JsonOpt = False) -> None:
-    """Print snapsync's public signing key: receivers of encrypted packages import it once to
-    check each package's signed digest (docs/loading.md). Made on first use, under SNAPSYNC_HOME/keys."""
+    """Print snapsync's public signing key, for receivers of encrypted packages.
+
+    They import it once to check each package's signed digest (docs/loading.md). Made on first
+    use, under SNAPSYNC_HOME/keys.
+    """
     from snapsync.connectors.crypto import signing_key
 
     fpr, public = signing_key(settings(config).home)

@@ -14,15 +14,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from snapsync.local import free_port
+
 SSHD = "/usr/sbin/sshd"
 #: The login user: an unprivileged account every Debian system has.
 USER = "nobody"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

@@ -13,6 +13,7 @@ import pytest
 
 from snapsync.connectors.mysql import connect
 from snapsync.control import destinations, recipients, snapshot_settings
+from snapsync.local import free_port
 from snapsync.schemas.schedule import local_to_utc
 from snapsync.seed import seed
 from snapsync.sinks import scheduler
@@ -94,8 +95,6 @@ def test_an_upload_that_keeps_failing_keeps_the_local_delivery_and_says_so(two_a
     s = two_accounts
     monkeypatch.setattr(scheduler, "SFTP_ATTEMPTS", 2)
     monkeypatch.setattr(scheduler, "SFTP_FIRST_WAIT", 0.05)
-    from tests.integration.sftp_helpers import free_port
-
     destinations.set_sftp(s, 1, f"sftp://nobody@127.0.0.1:{free_port()}/drop", server.host_key)  # nothing listens
     done = round_at(s, DAY)
     assert sorted(d["account_id"] for d in done) == [1, 2]
