@@ -121,6 +121,24 @@ class DataSet:
                 return c
         raise KeyError(f"{self.table} has no column {name!r}")
 
+    def added_columns_ddl(self) -> str:
+        """For a live data set with columns the catalog's lacks (the source added them): per
+        such column, statements that add it to an existing table that lacks it (MySQL and
+        MariaDB alike: ``ADD COLUMN IF NOT EXISTS`` is MariaDB's only), so yesterday's tables
+        take today's rows. Empty for a data set as the catalog has it."""
+        known = {c.name for c in _BY_TABLE[self.table].columns}
+        out = []
+        for c in self.columns:
+            if c.name in known:
+                continue
+            alter = f"ALTER TABLE `{self.table}` ADD COLUMN {c.ddl().replace(' AUTO_INCREMENT', '')}"
+            out.append(f"SET @snapsync_ddl = (SELECT IF(COUNT(*) = 0, '{alter.replace(chr(39), chr(39) * 2)}', 'DO 0') "
+                       "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() "
+                       f"AND TABLE_NAME = '{self.table}' AND COLUMN_NAME = '{c.name}');\n"
+                       "PREPARE snapsync_ddl FROM @snapsync_ddl;\nEXECUTE snapsync_ddl;\n"
+                       "DEALLOCATE PREPARE snapsync_ddl;\n")
+        return "".join(out)
+
     def ddl(self, *, with_foreign_keys: bool = True, if_not_exists: bool = False) -> str:
         """CREATE TABLE statement (InnoDB, utf8mb4)."""
         lines = [c.ddl() for c in self.columns]

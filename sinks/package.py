@@ -219,7 +219,8 @@ class PackageWriter:
         f.write(b"-- snapsync: the data sets of this package as the source has them\n"
                 b"/*!40101 SET NAMES utf8mb4 */;\n")
         for ds in self._datasets.values():
-            f.write(f"\n-- data set: {ds.name}\n{ds.ddl(with_foreign_keys=False, if_not_exists=True)};\n".encode())
+            f.write(f"\n-- data set: {ds.name}\n{ds.ddl(with_foreign_keys=False, if_not_exists=True)};\n"
+                    f"{ds.added_columns_ddl()}".encode())
         self._close(DDL_FILE)
 
     def _zip(self) -> None:

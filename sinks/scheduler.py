@@ -373,14 +373,34 @@ def run_round(settings: Settings, now: dt.datetime, *, producer=None, publish: b
         metrics.LAST_ROUND.set_to_current_time()
 
 
+def wall_clock() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def file_clock(path: Path):
+    """A rehearsal clock: each round's time is the ISO instant written in ``path`` (rewritten
+    by whoever drives the rehearsal, as ``snapsync soak`` does to run a night a minute)."""
+    from snapsync.schemas.schedule import parse_instant
+
+    def now() -> dt.datetime:
+        try:
+            return parse_instant(Path(path).read_text().strip())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"the clock file {path} does not hold an ISO instant ({type(exc).__name__}): "
+                              "write one, e.g. 2026-03-08T01:05Z") from None
+
+    return now
+
+
 def run_forever(settings: Settings, stop: threading.Event, interval: float = 30.0, producer=None,
-                publish: bool = False, owner: str | None = None, on_round=None) -> None:
+                publish: bool = False, owner: str | None = None, on_round=None, clock=wall_clock) -> None:
     """Rounds every ``interval`` seconds until ``stop``; a round that cannot reach the database
-    or broker is logged and the next one tries again. ``on_round(ok)`` is called after each."""
+    or broker is logged and the next one tries again. ``on_round(ok)`` is called after each.
+    ``clock`` gives each round's time (the wall clock, or a rehearsal's :func:`file_clock`)."""
     while not stop.is_set():
         ok = True
         try:
-            run_round(settings, dt.datetime.now(dt.timezone.utc), producer=producer, publish=publish, owner=owner)
+            run_round(settings, clock(), producer=producer, publish=publish, owner=owner)
         except RetriableError as exc:
             ok = False
             log.warning("round skipped: %s", exc)

@@ -294,6 +294,28 @@ class LocalStack:
                 raise
         return self._save(state)
 
+    def restart_database(self, *, crash: bool = False) -> StackState:
+        """Stop the stack's MariaDB (``crash``: ``kill -9``, InnoDB recovers at start) and start
+        it again on the same data and port; the broker and Connect keep running."""
+        from dataclasses import replace
+
+        st = self.state()
+        if st is None:
+            raise FatalError("the local stack is not running: `snapsync local up`")
+        if crash:
+            try:
+                os.kill(st.db_pid, 9)
+            except ProcessLookupError:
+                pass
+            deadline = time.monotonic() + 30
+            while _alive(st.db_pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        else:
+            stop_pid(st.db_pid, grace=30)
+        db = MariaDB(self.root / "mariadb" / "data", st.db_port)
+        db.start()
+        return self._save(replace(st, db_pid=db.pid or 0))
+
     def _start_connect(self, state: StackState, port: int | None) -> StackState:
         from dataclasses import replace
 

@@ -68,7 +68,7 @@ def table_postamble(ds: DataSet, *, changes: bool = False) -> bytes:
 def changes_preamble(ds: DataSet) -> bytes:
     """An incremental data set: the table is kept (created if missing), rows upserted."""
     return (f"\n-- data set (changes): {ds.name}\n"
-            f"{ds.ddl(with_foreign_keys=False, if_not_exists=True)};\n").encode("utf-8")
+            f"{ds.ddl(with_foreign_keys=False, if_not_exists=True)};\n{ds.added_columns_ddl()}").encode("utf-8")
 
 
 def literal(value: str | None, column_type: str) -> str:
@@ -107,9 +107,10 @@ class InsertBatcher:
     statement size): a single ``bytes.replace`` per chunk, no per-row work in Python.
     """
 
-    def __init__(self, out: BinaryIO, table: str, verb: str = "INSERT") -> None:
+    def __init__(self, out: BinaryIO, table: str, verb: str = "INSERT", columns: tuple[str, ...] = ()) -> None:
         self.out = out
-        self.prefix = f"{verb} INTO `{table}` VALUES ".encode()
+        names = f"({', '.join(f'`{c}`' for c in columns)}) " if columns else ""
+        self.prefix = f"{verb} INTO `{table}` {names}VALUES ".encode()
 
     def add_chunk(self, data: bytes) -> None:
         """``data``: whole ``(...),`` lines, each ending in LF."""
@@ -148,7 +149,9 @@ class SqlFormat(PackageFormat):
 
     def begin(self, ds, out, *, changes: bool = False) -> None:
         out.write(changes_preamble(ds) if changes else table_preamble(ds))
-        self._batcher = InsertBatcher(out, ds.table, verb="REPLACE" if changes else "INSERT")
+        # Changes go into yesterday's table: by column name (its columns may be in another order).
+        self._batcher = InsertBatcher(out, ds.table, verb="REPLACE" if changes else "INSERT",
+                                      columns=ds.column_names if changes else ())
 
     def write_rows(self, ds, lines: bytes, out) -> None:
         assert self._batcher is not None, "begin() first"

@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from snapsync.cli import connector, copy, db, local, ops, pipeline, snapshot, sync, usage, users, web
+from snapsync.cli import connector, copy, db, local, ops, pipeline, snapshot, soak, sync, usage, users, web
 from snapsync.cli.common import err
 from snapsync.schemas.errors import ConfigError, RetriableError, SnapsyncError
 
@@ -22,6 +22,7 @@ app = typer.Typer(
 pipeline.register(app)
 ops.register(app)
 usage.register(app)
+soak.register(app)
 app.add_typer(local.app, name="local")
 app.add_typer(db.app, name="db")
 app.add_typer(connector.app, name="connector")

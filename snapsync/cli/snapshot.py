@@ -297,6 +297,7 @@ def snapshot_scheduler(
     once: Annotated[bool, typer.Option("--once", help="Run one round and exit.")] = False,
     as_of: Annotated[Optional[str], typer.Option("--as-of", help="With --once: the round's time (ISO; no offset = New York).")] = None,
     interval: Annotated[float, typer.Option(help="Seconds between rounds.", min=0.1)] = 30.0,
+    clock_file: Annotated[Optional[Path], typer.Option("--clock-file", help="Rehearsal: take each round's time from this file (one ISO instant, rewritten by whoever drives the rehearsal; `snapsync soak` runs a night a minute this way) instead of the wall clock.")] = None,
     jobs: Annotated[bool, typer.Option("--jobs", help="Publish one job per due account on <prefix>.export.jobs for `snapsync export-worker` processes, instead of exporting here.")] = False,
     metrics_port: MetricsPortOpt = None,
     metrics_host: MetricsHostOpt = "127.0.0.1",
@@ -314,7 +315,7 @@ def snapshot_scheduler(
     from snapsync.connectors.kafka import producer
     from snapsync.schemas.errors import ConfigError
     from snapsync.schemas.schedule import parse_instant
-    from snapsync.sinks.scheduler import run_forever, run_round
+    from snapsync.sinks.scheduler import file_clock, run_forever, run_round, wall_clock
 
     setup_logging()
     s = settings(config)
@@ -357,7 +358,8 @@ def snapshot_scheduler(
         if metrics_port is not None else None
     beacon = Beacon(s, "scheduler", metrics_port=metrics_port).start()
     try:
-        run_forever(s, stop, interval, producer=prod, publish=jobs, owner=beacon.id, on_round=on_round)
+        run_forever(s, stop, interval, producer=prod, publish=jobs, owner=beacon.id, on_round=on_round,
+                    clock=file_clock(clock_file) if clock_file is not None else wall_clock)
     finally:
         beacon.stop()
         if server is not None:

@@ -1,0 +1,1 @@
+"""``snapsync soak``: the whole pipeline under a write load and faults, checked (``run.py``)."""
