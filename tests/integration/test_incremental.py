@@ -194,3 +194,45 @@ def test_scheduler_delivers_incremental_at_the_new_york_cutoff(env):
     assert run_round(s, dt.datetime(2026, 11, 2, 4, 59, tzinfo=utc)) == []
     done = run_round(s, dt.datetime(2026, 11, 2, 5, 0, tzinfo=utc))  # 00:00 EST = 05:00 UTC
     assert done and current_manifest()["cutoff_utc"] == "2026-11-02T05:00:00Z"
+
+
+@pytest.mark.parametrize("fmt", ["mysql", "dat"])
+def test_a_column_added_in_the_source_reaches_yesterdays_tables(env, base_settings, fmt):
+    """Found by the soak: an incremental MySQL package after an ``ALTER TABLE ... ADD COLUMN``
+    could not be applied on the tables of the package before (positional ``REPLACE ... VALUES``
+    into a table without the column). Now ``schema.sql`` and the dump add a column the source
+    added where it is missing, and changes go in by column name: both formats, loaded the
+    loading guide's way, give the source's rows, the new column (added mid-table) included."""
+    from snapsync.soak.oracle import Loader, source_rows
+
+    s, _log, _workers, out = env
+    c1, c2 = dt.datetime(2026, 5, 2, 4, 0), dt.datetime(2026, 5, 3, 4, 0)  # New York midnights (EDT)
+    folder = out / f"added-column-{fmt}"
+    first = export_snapshot(s, ExportRequest([1], fmt, kind="incremental", cutoff=c1), folder)
+    target_db = empty_database(base_settings, f"inc_added_column_{fmt}").db
+    loader = Loader(target_db)
+    loader.apply(first.path / "customer-1")
+    with connect(s.db, autocommit=True) as conn:
+        cur = conn.cursor()
+        cur.execute("ALTER TABLE activity ADD COLUMN soak_note VARCHAR(20) NULL AFTER username")
+        try:
+            cur.execute("SET TIMESTAMP = %s", (ts("2026-05-02T10:00"),))
+            cur.execute("UPDATE activity SET soak_note = 'added', username = 'after the column' "
+                        "WHERE customer_id = 1 ORDER BY id LIMIT 3")
+            cur.execute("SET TIMESTAMP = DEFAULT")
+            import time
+
+            time.sleep(1.5)  # a heartbeat after the change
+            second = export_snapshot(s, ExportRequest([1], fmt, kind="incremental", cutoff=c2), folder)
+            manifest = json.loads((second.path / "customer-1" / "manifest.json").read_text())
+            assert manifest["full_for_customers"] == []  # changes, on yesterday's tables
+            loader.apply(second.path / "customer-1")
+            assert loader.rows([1]) == source_rows(s.db, [1])
+            cur.execute("SELECT id, soak_note FROM activity WHERE customer_id = 1 ORDER BY id")
+            want = cur.fetchall()
+        finally:
+            cur.execute("ALTER TABLE activity DROP COLUMN soak_note")
+    with connect(target_db) as conn:
+        cur = conn.cursor()
+        cur.execute("SELECT id, soak_note FROM activity WHERE customer_id = 1 ORDER BY id")
+        assert cur.fetchall() == want and sum(1 for _id, note in want if note == "added") == 3
