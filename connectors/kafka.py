@@ -27,6 +27,19 @@ def producer(bootstrap: str, **overrides) -> Producer:
     return Producer(conf)
 
 
+def cluster_id(bootstrap: str, timeout: float = 10.0) -> str:
+    """The broker's cluster id (a broker replaced or emptied has another: ``control/broker.py``).
+
+    Raises:
+        RetriableError: no broker answers.
+    """
+    try:
+        found = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=timeout).cluster_id
+    except KafkaException as exc:
+        raise RetriableError(f"cannot reach the Kafka broker at {bootstrap} ({exc}): is it running?") from None
+    return found or "unknown"
+
+
 def check_reachable(bootstrap: str, timeout: float = 10.0, *, why: str = "") -> None:
     """Raise a clear RetriableError when no broker of ``bootstrap`` answers within ``timeout``."""
     try:

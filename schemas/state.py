@@ -443,6 +443,19 @@ SEALING_TABLES: dict[str, str] = {
 _FIRST_STATE_TABLES = tuple(STATE_TABLES)
 STATE_TABLES.update(SEALING_TABLES)
 
+#: Migration 3 (issue 21): the broker each topic prefix was last seen on, so that a broker
+#: replaced or emptied (its topics gone, offsets with them) is noticed and recovered from.
+BROKER_TABLES: dict[str, str] = {
+    "snapsync_broker": """CREATE TABLE IF NOT EXISTS `snapsync_broker` (
+  `topic_prefix` VARCHAR(100) NOT NULL,
+  `cluster_id` VARCHAR(200) NOT NULL,
+  `generation` INT UNSIGNED NOT NULL,
+  `changed_at` DATETIME(6) NOT NULL,
+  PRIMARY KEY (`topic_prefix`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
+}
+STATE_TABLES.update(BROKER_TABLES)
+
 TABLES: dict[Component, dict[str, str]] = {"state": STATE_TABLES, "signal": SIGNAL_TABLES}
 
 
@@ -468,6 +481,7 @@ MIGRATIONS: dict[Component, tuple[Migration, ...]] = {
                   columns=(("snapsync_audit", "journal_id", "BIGINT UNSIGNED NULL"),),
                   indexes=(("snapsync_audit", "uk_journal", "UNIQUE KEY `uk_journal` (`journal_id`)"),)),
         Migration(2, "packages encrypted to each account's key and shipped by SFTP", tuple(SEALING_TABLES)),
+        Migration(3, "a replaced or emptied broker noticed and recovered from", tuple(BROKER_TABLES)),
     ),
     "signal": (
         Migration(1, "heartbeat, Debezium's signals and Data Sync's marks on the source", tuple(SIGNAL_TABLES),

@@ -164,8 +164,8 @@ def export_snapshot(settings: Settings, req: ExportRequest, out: Path, *,
     if incremental:
         if req.cutoff is None:
             raise ConfigError("an incremental snapshot needs its cutoff: give --cutoff (e.g. 2026-03-08T00:00)")
-        covered = inc.covered_order(req.watermark or inc.wait_for_watermark(settings, req.cutoff,
-                                                                              req.watermark_timeout))
+        watermark = req.watermark or inc.wait_for_watermark(settings, req.cutoff, req.watermark_timeout)
+        covered = inc.covered_order(watermark)
     created = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
     kind = "sample" if req.sample_rows is not None else req.kind
     # The root's lock is held from here to the recorded delivery: a second export into the
@@ -182,7 +182,7 @@ def export_snapshot(settings: Settings, req: ExportRequest, out: Path, *,
     except BaseException:
         delivery.abort()
         raise
-    packages = _Packages(delivery.staging, req, changes, recipient, settings.home)
+    packages = _Packages(delivery.staging, req, changes, recipient, settings.home, first)
     try:
         point, rows = packages.stream(reader, sections, progress)
         _check_schema_unchanged(settings, datasets)
@@ -195,7 +195,8 @@ def export_snapshot(settings: Settings, req: ExportRequest, out: Path, *,
         try:
             if incremental:
                 with connect_state(settings) as conn:
-                    inc.record_delivered(conn, inc.delivery_key(out), req.customers, req.cutoff, covered)
+                    inc.record_delivered(conn, inc.delivery_key(out), req.customers, req.cutoff, covered,
+                                         broker=(settings.topic_prefix, watermark.generation))
             if req.meter == "auto":
                 _count_usage(settings, kind, account, created, path, manifests, rows, req)
         finally:
@@ -226,8 +227,9 @@ class _Packages:
     ``recipient`` when there is one."""
 
     def __init__(self, staging: Path, req: ExportRequest, changes: dict[str, inc.Changes],
-                 recipient: Recipient | None, home: Path) -> None:
+                 recipient: Recipient | None, home: Path, first: list[int]) -> None:
         self.staging, self.req, self.changes, self.recipient, self.home = staging, req, changes, recipient, home
+        self.first = first  # incremental: customers whose incremental data sets come in full
         self.incremental = req.kind == "incremental"
         self.customers_of = {package_name("per-customer", c): [c] for c in req.customers}
         self.customers_of["combined"] = list(req.customers)
@@ -255,7 +257,8 @@ class _Packages:
             w = self.writer(pkg)
             if ds.table not in w.entries:
                 w.begin(ds, changes=self.incremental and ds.incremental)
-                if self.incremental and ds.incremental:
+                if self.incremental and ds.incremental:  # a section read here: customers in full
+                    w.replace_customers(ds, [c for c in self.first if c in w.customers])
                     _write_changes(w, ds, self.changes[pkg])
             if tag == "data":
                 rows += w.write_lines(ds, data, count=not reader.reports_rows)

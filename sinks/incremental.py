@@ -65,6 +65,7 @@ class Watermark:
     position: SourcePosition
     source_now: dt.datetime
     ends: dict[tuple[str, int], int]
+    generation: int = 0  # of the broker the end offsets were read on (``control/broker.py``)
 
 
 def write_probe(conn, dialect=None) -> tuple[SourcePosition, dt.datetime]:
@@ -77,6 +78,20 @@ def write_probe(conn, dialect=None) -> tuple[SourcePosition, dt.datetime]:
     file, pos = binlog_end(conn, dialect)
     conn.commit()
     return SourcePosition(file, pos), now
+
+
+def _same_broker(settings: Settings):
+    """The broker's generation; a broker replaced since it was last seen is recovered from
+    (``control/broker.py``) and this watermark refused: the staged progress was counted in
+    topics that are gone."""
+    from snapsync.connectors.kafka import cluster_id
+    from snapsync.control.broker import observe
+
+    gen = observe(settings, cluster_id(settings.kafka_bootstrap), who="an exporter's watermark")
+    if gen.replaced:
+        raise RetriableError("the broker was replaced and came back empty: the pipeline recovers (the next "
+                             "incremental package of every customer is full); try again")
+    return gen
 
 
 def _staged(conn) -> dict[tuple[str, int], int]:
@@ -142,6 +157,7 @@ def wait_for_watermark(settings: Settings, cutoff: dt.datetime, timeout: float) 
                     reason = (f"capture has committed up to {at.file}:{at.pos}, "
                               f"not yet {probe[0].file}:{probe[0].pos}")
                 else:
+                    gen = _same_broker(settings)
                     ends = end_offsets(settings.kafka_bootstrap, topics)
             if ends is not None:
                 done = _staged(state)
@@ -149,7 +165,7 @@ def wait_for_watermark(settings: Settings, cutoff: dt.datetime, timeout: float) 
                           if done.get((t, p), 0) < end]
                 if not behind:
                     assert probe is not None
-                    return Watermark(probe[0], probe[1], ends)
+                    return Watermark(probe[0], probe[1], ends, gen.number)
                 reason = f"the deltas worker is behind: {', '.join(behind[:3])} (is `snapsync worker` running?)"
             if time.monotonic() >= deadline:
                 raise RetriableError(f"incremental package for cutoff {cutoff:%Y-%m-%d %H:%M} UTC not built: "
@@ -265,10 +281,22 @@ def _not_owned(cur, table: str, keys: list[dict], members: list[int]) -> list[di
     return [k for k in keys if k[col] not in owned]
 
 
-def record_delivered(conn, key: str, customers: list[int], cutoff: dt.datetime, covered: int) -> None:
+def record_delivered(conn, key: str, customers: list[int], cutoff: dt.datetime, covered: int, *,
+                     broker: tuple[str, int] | None = None) -> None:
     """After the delivery is durable: what this target now has, per customer. Staging older
-    than the retention goes (every target that old gets a full delivery anyway)."""
+    than the retention goes (every target that old gets a full delivery anyway).
+
+    ``broker``: (topic prefix, generation) of the broker the watermark was taken on. When the
+    broker was replaced since, nothing is recorded: the recovery dropped every target's state
+    (``control/broker.py``), and these customers' next package is full like everyone's.
+    """
+    from snapsync.control.broker import generation
+
     cur = conn.cursor()
+    if broker is not None and broker[1] and generation(conn, broker[0]) != broker[1]:
+        conn.commit()
+        log.warning("the broker was replaced during this export: its customers' next incremental package is full")
+        return
     now = utcnow()
     cur.executemany("REPLACE INTO snapsync_incremental_state (delivery_key, customer_id, last_cutoff, covered_order, "
                     "updated_at) VALUES (%s, %s, %s, %s, %s)", [(key, c, cutoff, covered, now) for c in customers])

@@ -128,6 +128,10 @@ class PackageWriter:
         self._changes[ds.table] = changes
         self._datasets[ds.table] = ds
 
+    def replace_customers(self, ds: DataSet, customers: list[int]) -> None:
+        """After :meth:`begin` of an incremental data set: ``customers``' rows come in full."""
+        self.fmt.write_replaced(ds, customers, self._file(self.fmt.file_name(ds)))
+
     def write_lines(self, ds: DataSet, data, *, count: bool = True) -> int:
         """Whole lines (each ending in LF, a bytes-like object), as the server formatted them;
         returns how many (0 with ``count=False``: the reader reports them, :meth:`add_rows`)."""

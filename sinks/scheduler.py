@@ -318,7 +318,10 @@ def publish_jobs(settings: Settings, producer, jobs: list[ExportJob]) -> None:
     for job in jobs:
         producer.produce(topic, key=job.key(), value=job.to_json(),
                          on_delivery=lambda err, _m: errors.append(str(err)) if err is not None else None)
-    left = producer.flush(30)
+    try:
+        left = producer.flush(30)
+    except SystemError:  # librdkafka's fatal error of a producer whose broker was replaced
+        left = len(jobs)  # (``control/broker.py``): not sent; the process starts again on the new one
     if left or errors:
         raise RetriableError(f"the broker did not take {left or len(errors)} export job(s): is it running?")
     metrics.JOBS_PUBLISHED.inc(len(jobs))

@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import time
+import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -190,7 +191,10 @@ class Tansu:
         url = f"tcp://127.0.0.1:{self.port}"
         proc = subprocess.Popen(
             [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
-             "--storage-engine", "memory://tansu/"],
+             "--storage-engine", "memory://tansu/",
+             # Memory storage: each start is an empty broker, so it gets a cluster id of its own,
+             # as a newly formatted Kafka cluster does (``control/broker.py`` notices the change).
+             "--cluster-id", f"snapsync-{uuid.uuid4().hex[:16]}"],
             stdout=log, stderr=log, start_new_session=True,
             env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
         )
@@ -315,6 +319,25 @@ class LocalStack:
         db = MariaDB(self.root / "mariadb" / "data", st.db_port)
         db.start()
         return self._save(replace(st, db_pid=db.pid or 0))
+
+    def restart_broker(self) -> StackState:
+        """``kill -9`` the stack's broker and start an empty one on the same port (a new cluster
+        id: its memory storage lost every topic and offset)."""
+        from dataclasses import replace
+
+        st = self.state()
+        if st is None:
+            raise FatalError("the local stack is not running: `snapsync local up`")
+        try:
+            os.kill(st.kafka_pid, 9)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + 30
+        while (_alive(st.kafka_pid) or _port_open(st.kafka_port)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        broker = Tansu(self.root, st.kafka_port)
+        broker.start()
+        return self._save(replace(st, kafka_pid=broker.pid or 0))
 
     def _start_connect(self, state: StackState, port: int | None) -> StackState:
         from dataclasses import replace

@@ -153,6 +153,9 @@ def run_worker(settings: Settings, metrics_port: int | None = None, metrics_host
     beacon = Beacon(settings, "worker", metrics_port=metrics_port).start()
     app = build_app(settings, state)
     stop = threading.Event()
+    from snapsync.control.broker import watch
+
+    watch(settings, "worker")  # a broker replaced: recovered from, the worker starts again on it
     stager, _thread = start_stager(settings, stop)
     tasks = TaskRunner(settings, beacon.id).start()  # Data Sync's copies and undos people asked for
     if metrics_port is not None:

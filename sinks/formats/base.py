@@ -79,5 +79,10 @@ class PackageFormat(ABC):
     def write_deletes(self, ds: DataSet, keys: Sequence[dict], out: BinaryIO) -> None:
         """Deleted rows of an incremental data set, by primary key (event-encoded values)."""
 
+    def write_replaced(self, ds: DataSet, customers: Sequence[int], out: BinaryIO) -> None:
+        """An incremental data set that carries ``customers``' rows in full (the manifest's
+        ``full_for_customers``): what replaces their rows where the format applies itself (the
+        MySQL dump); the files of the other formats leave it to the loader (loading.md)."""
+
     def end(self, ds: DataSet, out: BinaryIO, *, changes: bool = False) -> None:
         """Finish data set ``ds``."""

@@ -161,6 +161,11 @@ class SqlFormat(PackageFormat):
         for start in range(0, len(rows), 5000):  # statements of a few thousand rows
             self.write_rows(ds, b"".join(tuple_line(ds, r) for r in rows[start:start + 5000]), out)
 
+    def write_replaced(self, ds, customers, out) -> None:
+        if customers:  # their rows in full follow: rows the target has and the source no longer does go
+            out.write(f"DELETE FROM `{ds.table}` WHERE `{ds.tenant_column}` IN "
+                      f"({','.join(str(int(c)) for c in customers)});\n".encode())
+
     def write_deletes(self, ds, keys, out) -> None:
         if keys:
             out.write(delete_statement(ds, keys))

@@ -52,6 +52,9 @@ def export_worker(
         health.ready["lag"] = lag.check
         server = serve(metrics_port, health, metrics_host)
     beacon.start()
+    from snapsync.control.broker import watch
+
+    watch(s, "export-worker")  # a broker replaced: recovered from, the worker starts again on it
     try:
         worker.run()
     finally:

@@ -128,6 +128,9 @@ def capture(
         s = s.model_copy(update={"connector": connector})
     cap = Capture(s, connector=connector, server_id=server_id, partitions=partitions,
                   heartbeat_interval=heartbeat_interval, commit_interval=commit_interval, decoder=decoder)
+    from snapsync.control.broker import watch
+
+    watch(s, "capture")  # a broker replaced under it: recovered from, and capture starts again on it
     with _monitored(s, "capture", metrics_port, metrics_host, cap):
         stats = cap.run(resnapshot=resnapshot)
     summary = {"snapshot_rows": stats.snapshot_rows, "streamed_rows": stats.streamed_rows,

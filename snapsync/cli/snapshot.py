@@ -357,6 +357,9 @@ def snapshot_scheduler(
     server = serve(metrics_port, Health(live={"rounds": loop.check}, ready={"round": ready}), metrics_host) \
         if metrics_port is not None else None
     beacon = Beacon(s, "scheduler", metrics_port=metrics_port).start()
+    from snapsync.control.broker import watch
+
+    watch(s, "scheduler")  # a broker replaced: recovered from (queued jobs published again), started again
     try:
         run_forever(s, stop, interval, producer=prod, publish=jobs, owner=beacon.id, on_round=on_round,
                     clock=file_clock(clock_file) if clock_file is not None else wall_clock)

@@ -121,6 +121,7 @@ class Loader:
         from snapsync.sinks.formats.dat import LOAD_DATA_OPTIONS
 
         self._client(folder / "schema.sql")
+        full = json.loads((folder / "manifest.json").read_text()).get("full_for_customers", [])
         with connect(self.db) as conn:
             cur = conn.cursor()
             for ds in DATASETS:
@@ -129,6 +130,9 @@ class Loader:
                     header = f.readline().decode().rstrip("\n").split("\t")
                 names = ", ".join(f"`{c}`" for c in header)
                 if header[0] == "_op":  # changes: upserts and deletes
+                    if full:  # these customers' rows come in full
+                        cur.execute(f"DELETE FROM `{ds.table}` WHERE customer_id IN "
+                                    f"({','.join(['%s'] * len(full))})", tuple(full))
                     cols = ", ".join(f"`{c}`" for c in header[1:])
                     cur.execute(f"CREATE TEMPORARY TABLE x AS SELECT CAST(NULL AS CHAR(1)) AS _op, t.* "
                                 f"FROM (SELECT 1) AS one LEFT JOIN `{ds.table}` AS t ON FALSE")
