@@ -116,6 +116,7 @@ class Clock:
         self._from = self._to = 0.0
         self._t0, self._span = time.monotonic(), 1.0
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
 
     def hold(self, at: dt.datetime) -> None:
         self.run(at, at, 1.0)
@@ -132,9 +133,12 @@ class Clock:
             return self._from + (self._to - self._from) * f
 
     def write(self) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(dt.datetime.fromtimestamp(self.now(), dt.timezone.utc).isoformat())
-        tmp.replace(self.path)
+        """The file rewritten whole (a reader never sees half an instant); one writer at a time."""
+        text = dt.datetime.fromtimestamp(self.now(), dt.timezone.utc).isoformat()
+        with self._write_lock:
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(text)
+            tmp.replace(self.path)
 
 
 def ny(day: dt.date, hour: int, minute: int = 0, second: int = 0) -> dt.datetime:
