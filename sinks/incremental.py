@@ -80,7 +80,7 @@ def write_probe(conn, dialect=None) -> tuple[SourcePosition, dt.datetime]:
     return SourcePosition(file, pos), now
 
 
-def _same_broker(settings: Settings):
+def check_same_broker(settings: Settings):
     """The broker's generation; a broker replaced since it was last seen is recovered from
     (``control/broker.py``) and this watermark refused: the staged progress was counted in
     topics that are gone."""
@@ -157,7 +157,7 @@ def wait_for_watermark(settings: Settings, cutoff: dt.datetime, timeout: float) 
                     reason = (f"capture has committed up to {at.file}:{at.pos}, "
                               f"not yet {probe[0].file}:{probe[0].pos}")
                 else:
-                    gen = _same_broker(settings)
+                    gen = check_same_broker(settings)
                     ends = end_offsets(settings.kafka_bootstrap, topics)
             if ends is not None:
                 done = _staged(state)

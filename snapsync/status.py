@@ -9,7 +9,9 @@ needs none of the processes to answer, so it can say which ones are not running)
   against the true end offset (``connectors/lag.py``);
 * the last delivery of every account with snapshots enabled, today's slots that failed or
   missed their ready-by time;
-* dead letters of the last 24 hours, by source topic and reason.
+* dead letters of the last 24 hours, by source topic and reason;
+* the broker the pipeline last used (cluster id, generation, since when: a generation above 1
+  means a broker was replaced or emptied and recovered from, ``control/broker.py``).
 
 ``problems`` lists what needs an operator; the command exits 1 when there is any.
 """
@@ -21,6 +23,7 @@ import time
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
+from snapsync.connectors.kafka import cluster_id
 from snapsync.connectors.lag import group_lag, true_end_offsets
 from snapsync.connectors.mysql import connect
 from snapsync.connectors.offsets import HEARTBEAT_TABLE, debezium_position
@@ -205,6 +208,11 @@ def pipeline_status(settings: Settings, now: dt.datetime | None = None) -> dict:
         last = _deliveries(conn, [c.account_id for c in enabled])
         day = local_day(now)
         today = claims.states(conn, day)
+        cur = conn.cursor()
+        cur.execute("SELECT cluster_id, generation, changed_at FROM snapsync_broker WHERE topic_prefix = %s",
+                    (prefix,))
+        broker_row = cur.fetchone()
+        conn.commit()
     # processes
     by_role = {r: [p for p in procs if p["role"] == r] for r in ROLES}
     for role in ("capture", "worker"):
@@ -234,9 +242,17 @@ def pipeline_status(settings: Settings, now: dt.datetime | None = None) -> dict:
         broker["export_job_lag"] = [p.to_json() for p in group_lag(settings.kafka_bootstrap, export_group(prefix, db),
                                                                    [export_jobs_topic(prefix)])]
         broker["dead_letters_24h"] = dead_letters(settings.kafka_bootstrap, prefix, now - dt.timedelta(days=1))
+        broker["cluster_id"] = cluster_id(settings.kafka_bootstrap)
     except (RetriableError, KafkaException) as exc:
         broker["error"] = str(exc) if isinstance(exc, RetriableError) else "the broker did not answer"
         problems.append(f"broker: {broker['error']}")
+    generation = None if broker_row is None else {
+        "cluster_id": broker_row[0], "generation": int(broker_row[1]), "since": broker_row[2].isoformat() + "Z",
+        "replaced": int(broker_row[1]) > 1}
+    if broker_row is not None and broker.get("cluster_id") not in (None, broker_row[0]):
+        problems.append(f"broker: cluster {broker['cluster_id']} is not the one the pipeline last used "
+                        f"({broker_row[0]}): "
+                        "it was replaced or emptied; the first process to notice recovers (docs/operations.md)")
     # deliveries
     accounts, failing = [], []
     for cfg in enabled:
@@ -264,5 +280,6 @@ def pipeline_status(settings: Settings, now: dt.datetime | None = None) -> dict:
         "failing_accounts": failing,
         "dead_letters_24h": broker.get("dead_letters_24h"),
         "broker_error": broker.get("error"),
+        "broker": generation,
         "problems": problems,
     }

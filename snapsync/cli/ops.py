@@ -112,6 +112,11 @@ def _print(st: dict) -> None:
                   + (" LATE" if a["late"] else "")
                   + (f"; last delivered {last['slot_date']} at {last['finished_at']}" if last else "; never delivered"),
                   highlight=False, markup=False)
+    b = st.get("broker")
+    if b:
+        out.print(f"  broker: cluster {b['cluster_id']}, generation {b['generation']} since {b['since']}"
+                  + (" (a broker was replaced or emptied and recovered from)" if b["replaced"] else ""),
+                  highlight=False, markup=False)
     dl = st["dead_letters_24h"]
     if dl is not None:
         out.print(f"  dead letters in the last day: {dl['count']}"
