@@ -1,5 +1,5 @@
 # The two commands of the README: `make demo` and `make test`. Both set up a fresh machine.
-.PHONY: setup demo demo-debezium test bench screenshots clean
+.PHONY: setup demo demo-debezium test bench soak screenshots clean
 
 setup:
 	@./scripts/bootstrap.sh
@@ -27,6 +27,13 @@ screenshots:
 bench:
 	@./scripts/bootstrap.sh --connect
 	.venv/bin/python -m bench.run_all
+
+# Days of running in minutes: the whole pipeline under writes and faults, every delivery checked
+# (docs/operations.md, "The soak"). `make soak MINUTES=120 SEED=3` for a longer one.
+MINUTES ?= 30
+SEED ?= 1
+soak: setup
+	.venv/bin/snapsync soak --minutes $(MINUTES) --seed $(SEED)
 
 clean:
 	-.venv/bin/snapsync local down

@@ -236,3 +236,43 @@ def test_a_column_added_in_the_source_reaches_yesterdays_tables(env, base_settin
         cur = conn.cursor()
         cur.execute("SELECT id, soak_note FROM activity WHERE customer_id = 1 ORDER BY id")
         assert cur.fetchall() == want and sum(1 for _id, note in want if note == "added") == 3
+
+
+def _fakes_of_customer_2(cur) -> dict[str, int]:
+    counts = {}
+    for table in CHANGED:
+        cur.execute(f"SELECT COUNT(*) FROM `{table}` WHERE id > 1000000 AND customer_id = 2")
+        counts[table] = cur.fetchone()[0]
+    return counts
+
+
+@pytest.mark.parametrize("fmt", ["mysql", "dat"])
+def test_a_customer_sent_in_full_replaces_its_rows(env, base_settings, fmt):
+    """Found by the soak: a customer in ``full_for_customers`` (the first package, or the first
+    after the broker was lost) came as upserts only, so a row the user still had and the source
+    no longer has stayed. The MySQL dump deletes the customer's rows first; the loading guide's
+    way does the same for ``.DAT``; another customer's rows are left alone."""
+    from snapsync.soak.oracle import Loader, source_rows
+
+    s, _log, _workers, out = env
+    target_db = empty_database(base_settings, f"inc_full_replaces_{fmt}").db
+    loader = Loader(target_db)
+    loader.apply(export_snapshot(s, ExportRequest([1, 2], fmt, "combined"), out / f"full-base-{fmt}").path
+                 / "combined")
+    with connect(target_db) as conn:  # rows the source does not have (deleted while the broker was gone)
+        cur = conn.cursor()
+        for table in CHANGED:
+            cols = [c for c in dataset(table).column_names if c != "id"]
+            for customer in (1, 2):
+                cur.execute(f"INSERT INTO `{table}` (id, {', '.join(cols)}) SELECT id + 1000000, "
+                            f"{', '.join(cols)} FROM `{table}` WHERE customer_id = %s ORDER BY id LIMIT 1", (customer,))
+        conn.commit()
+        kept = _fakes_of_customer_2(cur)
+    result = export_snapshot(s, ExportRequest([1], fmt, "combined", kind="incremental",
+                                              cutoff=dt.datetime(2026, 6, 1, 4, 0)), out / f"full-again-{fmt}")
+    assert json.loads((result.path / "combined" / "manifest.json").read_text())["full_for_customers"] == [1]
+    loader.apply(result.path / "combined")
+    assert loader.rows([1]) == source_rows(s.db, [1])
+    with connect(target_db) as conn:  # customer 2 is not in this package: its rows are left as they were
+        cur = conn.cursor()
+        assert _fakes_of_customer_2(cur) == kept
