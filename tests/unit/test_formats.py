@@ -71,7 +71,9 @@ def test_sql_changes_are_replace_and_delete():
     fmt.end(PATIENT, out, changes=True)
     text = out.getvalue().decode()
     assert "CREATE TABLE IF NOT EXISTS `patient`" in text and "DROP TABLE" not in text
-    assert "REPLACE INTO `patient` VALUES (7,1," in text and "'O\\'Hara'" in text
+    # by column name: yesterday's table may hold the columns in another order, or one more
+    names = ", ".join(f"`{c}`" for c in PATIENT.column_names)
+    assert f"REPLACE INTO `patient` ({names}) VALUES (7,1," in text and "'O\\'Hara'" in text
     assert "DELETE FROM `patient` WHERE `id` IN (9,10);" in text
 
 
@@ -84,3 +86,28 @@ def test_only_customers_with_a_key_range_of_their_own_are_read_by_range():
     assert q.sql((1, 100)) == ("SELECT x FROM `charge` FORCE INDEX (PRIMARY) WHERE `id` BETWEEN 1 AND 100 "
                                "AND `customer_id` = 1 ORDER BY `id`;")
     assert q.sql() == "SELECT x FROM `charge` WHERE `customer_id` = 1 ORDER BY `id`;"
+
+
+def test_sql_changes_of_customers_sent_in_full_replace_their_rows():
+    fmt, out = get_format("mysql"), io.BytesIO()
+    fmt.begin(PATIENT, out, changes=True)
+    fmt.write_replaced(PATIENT, [3, 5], out)
+    fmt.write_replaced(PATIENT, [], out)  # nobody in full: nothing
+    text = out.getvalue().decode()
+    assert text.count("DELETE FROM") == 1 and "DELETE FROM `patient` WHERE `customer_id` IN (3,5);" in text
+    dat = io.BytesIO()
+    get_format("dat").write_replaced(PATIENT, [3], dat)
+    assert dat.getvalue() == b""  # a .DAT loader reads full_for_customers (loading.md)
+
+
+def test_a_column_the_source_added_is_added_where_missing_in_mysql_and_mariadb():
+    import dataclasses
+
+    from snapsync.schemas.catalog import Column
+
+    assert PATIENT.added_columns_ddl() == ""  # as the catalog has it
+    live = dataclasses.replace(PATIENT, columns=(*PATIENT.columns, Column("note", "ENUM('a','b')")))
+    sql = live.added_columns_ddl()
+    assert "IF NOT EXISTS" not in sql  # MariaDB's only
+    assert "TABLE_NAME = 'patient' AND COLUMN_NAME = 'note'" in sql and "PREPARE snapsync_ddl" in sql
+    assert "ENUM(''a'',''b'') NULL" in sql  # the ALTER inside a string literal, its quotes doubled

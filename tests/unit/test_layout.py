@@ -17,7 +17,7 @@ ALLOWED = {
     "sinks": {"schemas", "connectors", "control"},
 }
 PROJECT = {*ALLOWED, "cli", "local", "seed", "demo", "web"}
-DATA_TABLES = {"schemas/catalog.py"}  # data, not logic: allowed to be long
+DATA_TABLES = {"schemas/catalog.py", "schemas/state.py"}  # data (the catalog, the state store's DDL): may be long
 
 
 def _imports(path: Path) -> set[str]:
