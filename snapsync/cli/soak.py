@@ -63,6 +63,7 @@ def _print(report) -> None:
     t.add_row("faults injected", f"{sum(report.faults.values())} of {len(report.faults)} kinds")
     for kind, n in sorted(report.faults.items()):
         t.add_row(f"  {kind}", str(n))
+    t.add_row("faults checked in `snapsync status`", str(report.status_checks))
     t.add_row("deliveries made", str(sum(report.deliveries.values())))
     for kind, n in sorted(report.deliveries.items()):
         t.add_row(f"  {kind}", str(n))

@@ -61,12 +61,15 @@ FIRST_DAY = dt.date(2026, 1, 5)
 FULL_ROTATION = [("dat", "per-customer"), ("mysql", "combined"), ("parquet", "per-customer"),
                  ("dat", "combined"), ("parquet", "combined"), ("mysql", "per-customer")]
 INCREMENTAL_ROTATION = ["dat", "dat", "mysql"]
+#: A process not seen for this long is shown as such by `snapsync status` (control/processes.py).
+STATUS_SHOWS_AFTER = 10.0
 INVARIANTS = (
     "incremental deliveries equal the source as of their cutoff",
     "full deliveries equal the source at their snapshot",
     "Data Sync targets follow their groups' rules",
     "every slot delivered within its night",
     "`current` always whole",
+    "every fault shown by `snapsync status` while it lasted, and cleared after",
     "no traceback in any log",
     "no row value in any log",
     "memory bounded (growth under 100 MiB/h)",
@@ -90,6 +93,7 @@ class Report:
     details: list[str] = field(default_factory=list)
     exits: dict[str, list[int]] = field(default_factory=dict)
     memory: dict[str, float | None] = field(default_factory=dict)
+    status_checks: int = 0  # faults seen in `snapsync status` while they lasted (and cleared after)
 
     def violate(self, invariant: str, detail: str, n: int = 1) -> None:
         self.violations[invariant] += n
@@ -104,7 +108,8 @@ class Report:
         return {"minutes": self.minutes, "seed": self.seed, "nights": self.nights, "writes": dict(self.writes),
                 "faults": dict(self.faults), "fault_kinds": len(self.faults), "faults_total": sum(self.faults.values()),
                 "deliveries": dict(self.deliveries), "violations": self.violations, "details": self.details,
-                "exits": self.exits, "memory_mib_per_hour": self.memory, "ok": self.ok}
+                "exits": self.exits, "memory_mib_per_hour": self.memory, "status_checks": self.status_checks,
+                "ok": self.ok}
 
 
 class Clock:
@@ -158,6 +163,7 @@ class Chaos(threading.Thread):
         self.stop_event = threading.Event()
         self.next_fault = time.monotonic() + self.rng.expovariate(1 / mean_interval)
         self.kinds = list(FAULT_KINDS)
+        self.settings = None  # set by the soak: `snapsync status` is read with them
 
     def run(self) -> None:
         while not self.stop_event.wait(0.25):
@@ -184,11 +190,76 @@ class Chaos(threading.Thread):
             with self.db_lock:
                 self.stack.restart_database(crash=True)
         elif kind == "broker restarted empty":
+            before = self._recorded_generation() if self.settings is not None else 0
             self.stack.restart_broker()
         else:
             role = self.rng.choice(["capture", "worker", "export-worker-1", "export-worker-2", "scheduler"])
-            self.fleet[role].pause(self.rng.uniform(8.0, 14.0))  # past the 6 s session timeouts
+            seconds = self.rng.uniform(8.0, 14.0)  # past the 6 s session timeouts
+            p = self.fleet[role]
+            p.pause(seconds)
+            if seconds >= STATUS_SHOWS_AFTER + 1.5 and self.settings is not None:
+                self._later(self._stall_shown, p, p.proc.pid, seconds)
+        if kind == "broker restarted empty" and self.settings is not None:
+            self._later(self._broker_shown, before)
         self.report.faults[kind] += 1
+
+    # -- `snapsync status` while a fault lasts -------------------------------------------------
+    def _later(self, fn, *args) -> None:
+        threading.Thread(target=fn, args=args, name="soak-status-check", daemon=True).start()
+
+    def _status(self) -> dict | None:
+        from snapsync.status import pipeline_status
+
+        for _ in range(30):  # the database may be restarting: that is another fault
+            try:
+                return pipeline_status(self.settings)
+            except Exception:  # noqa: BLE001 - tried again
+                time.sleep(1.0)
+        return None
+
+    def _state_of(self, st: dict, role: str, pid: int) -> str | None:
+        rows = [p for p in st["processes"].get(role, []) if p["pid"] == pid]
+        return max(rows, key=lambda p: p["started_at"])["state"] if rows else None
+
+    def _stall_shown(self, p: Supervised, pid: int, seconds: float) -> None:
+        """A stopped process is shown as not seen before it goes on, and as running after."""
+        role = "export-worker" if p.role.startswith("export-worker") else p.role
+        time.sleep(seconds - 1.2)
+        st = self._status()
+        if st is not None and p.alive() and p.proc.pid == pid and self._state_of(st, role, pid) == "running":
+            self.report.violate("every fault shown by `snapsync status` while it lasted, and cleared after",
+                                f"{p.role} stopped for {seconds:.0f}s still shown running")
+        time.sleep(8.0)
+        st = self._status()
+        if st is not None and p.alive() and p.proc.pid == pid and not p.stopped_until \
+                and self._state_of(st, role, pid) not in ("running", None):
+            self.report.violate("every fault shown by `snapsync status` while it lasted, and cleared after",
+                                f"{p.role} not shown running again 7 s after its stall ended")
+        self.report.status_checks += 1
+
+    def _generation(self) -> int:
+        st = self._status()
+        return int(st["broker"]["generation"]) if st and st.get("broker") else 0
+
+    def _recorded_generation(self) -> int:
+        from snapsync.connectors.state import connect_state
+        from snapsync.control.broker import generation
+
+        with connect_state(self.settings) as conn:
+            number = generation(conn, self.settings.topic_prefix)
+            conn.commit()
+        return number
+
+    def _broker_shown(self, before: int) -> None:
+        """A broker restarted empty is recovered from and shown as a new generation."""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            time.sleep(3.0)
+            if self._generation() > before:
+                self.report.status_checks += 1
+                return
+        self.report.violate("every fault shown by `snapsync status` while it lasted, and cleared after",
+                            "a broker restarted empty not shown as a new generation within 60 s")
 
 
 def _fresh_home(home: Path) -> None:
@@ -314,6 +385,7 @@ class Soak:
                         self.accounts[1] + self.accounts[2], self.sources)
         chaos = Chaos(random.Random(self.seed + 2), self.fleet, self.stack, self.report, self.db_lock,
                       self.fault_every, self.clock)
+        chaos.settings = self.settings
         deadline = time.monotonic() + self.minutes * 60
         day = FIRST_DAY
         try:
@@ -348,8 +420,12 @@ class Soak:
 
         self.report.nights += 1
         self.clock.hold(ny(day - dt.timedelta(days=1), 23, 59, 30))
-        with connect_state(self.settings) as conn:
-            groups = load_groups(conn)
+        def groups_now():
+            with connect_state(self.settings) as conn:
+                return load_groups(conn)
+
+        with self.db_lock:
+            groups = self._retry(groups_now)
         problems = self._until(lambda: sync_violations(self.settings.db, groups), 120.0)
         for p in problems:
             self.report.violate("Data Sync targets follow their groups' rules", p)
@@ -370,11 +446,12 @@ class Soak:
         for account in {1, 2} - seen:
             self.report.violate("every slot delivered within its night", f"account {account}, {day}: not delivered "
                                 "within 240 s of its slot")
-        self._configure_full(self.report.nights)
         from snapsync.control import snapshot_settings
 
-        snapshot_settings.configure(self.settings, 1, format=INCREMENTAL_ROTATION[
-            self.report.nights % len(INCREMENTAL_ROTATION)])
+        with self.db_lock:
+            self._retry(lambda: self._configure_full(self.report.nights))
+            self._retry(lambda: snapshot_settings.configure(self.settings, 1, format=INCREMENTAL_ROTATION[
+                self.report.nights % len(INCREMENTAL_ROTATION)]))
 
     def check(self, delivery: tuple, oracle: dict | None) -> None:
         """Load one delivery as its users would and compare it with the night's oracle (None:
@@ -425,12 +502,15 @@ class Soak:
 
     @staticmethod
     def _retry(fn):
+        """``fn()``, tried again while the database is away (the observer waits a fault out)."""
         import pymysql
 
-        for attempt in range(60):
+        from snapsync.schemas.errors import RetriableError
+
+        for _attempt in range(60):
             try:
                 return fn()
-            except (pymysql.err.OperationalError, pymysql.err.InterfaceError):
+            except (pymysql.err.OperationalError, pymysql.err.InterfaceError, RetriableError):
                 time.sleep(1.0)
         return fn()
 
