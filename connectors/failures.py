@@ -66,18 +66,26 @@ def waits(exc: BaseException) -> bool:
 
 
 def _kafka_retriable(exc: BaseException) -> bool:
+    """A Kafka client's error passes unless it is about the message itself (too large, not a
+    valid record): the broker being away, restarted, replaced or still creating a topic is
+    waited out, never a reason to throw the message away. (Both clients mark many such errors
+    not retriable, aiokafka's ``UnknownError`` and ``KafkaTimeoutError`` among them: seen
+    dead-lettering Data Sync edits when the soak restarted the broker.)"""
     try:
+        from confluent_kafka import KafkaError as CKError
         from confluent_kafka import KafkaException
     except ImportError:  # pragma: no cover - a dependency
         KafkaException = ()  # noqa: N806
     if KafkaException and isinstance(exc, KafkaException):
         err = exc.args[0] if exc.args else None
-        return bool(getattr(err, "retriable", lambda: True)()) if err is not None else True
+        code = err.code() if hasattr(err, "code") else None
+        return code not in (CKError.MSG_SIZE_TOO_LARGE, CKError.INVALID_MSG, CKError.INVALID_MSG_SIZE)
     try:
-        from aiokafka.errors import KafkaError
+        from aiokafka import errors as ak
     except ImportError:  # pragma: no cover - aiokafka comes with faust
         return False
-    return isinstance(exc, KafkaError) and getattr(exc, "retriable", True)
+    about_the_message = (ak.MessageSizeTooLargeError, ak.InvalidMessageError)
+    return isinstance(exc, ak.KafkaError) and not isinstance(exc, about_the_message)
 
 
 @dataclass

@@ -170,7 +170,7 @@ def watch(settings: Settings, who: str, *, every: float = 5.0, on_replaced=None,
                 on_replaced()
                 return
             except Exception as exc:  # noqa: BLE001 - the broker or database away: tried again
-                log.debug("broker watch: %s", type(exc).__name__)
+                log.info("broker watch: cannot check the broker now (%s); trying again", type(exc).__name__)
 
     thread = threading.Thread(target=run, name="broker-watch", daemon=True)
     thread.start()
