@@ -163,6 +163,16 @@ def run_worker(settings: Settings, metrics_port: int | None = None, metrics_host
     worker = faust.Worker(app, loglevel="INFO", quiet=True)
     try:
         worker.execute_from_commandline()
+    except Exception as exc:
+        # faust gives up when the broker goes away while it starts (creating its leader topic,
+        # joining the group): a passing failure, so start again in place rather than exit 70.
+        from snapsync.connectors.failures import is_transient, safe_reason
+        from snapsync.control.broker import restart_in_place
+
+        if is_transient(exc):
+            time.sleep(2.0)
+            restart_in_place(f"the stream worker could not start ({safe_reason(exc)})")
+        raise
     finally:
         stop.set()
         tasks.stop.set()
