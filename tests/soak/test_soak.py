@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import json
 
-from snapsync.soak.run import FAULT_KINDS, INVARIANTS, Soak, whole
+from snapsync.soak.chaos import FAULT_KINDS
+from snapsync.soak.run import INVARIANTS, Soak, whole
 from snapsync.soak.oracle import differences
 
 
