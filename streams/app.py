@@ -161,6 +161,7 @@ def run_worker(settings: Settings, metrics_port: int | None = None, metrics_host
     if metrics_port is not None:
         state.deltas_lag = LagMonitor(settings.kafka_bootstrap, stager.group, stager.topics).start()
     worker = faust.Worker(app, loglevel="INFO", quiet=True)
+    worker.loop.set_exception_handler(_unretrieved_sends_told_once)
     try:
         worker.execute_from_commandline()
     except Exception as exc:
@@ -179,6 +180,18 @@ def run_worker(settings: Settings, metrics_port: int | None = None, metrics_host
         beacon.stop()
         if server is not None:
             server.close()
+
+
+def _unretrieved_sends_told_once(loop, context) -> None:
+    """asyncio's handler, but for a send whose failure faust also kept in a future nobody awaits:
+    ``WorkerContext.send`` already logged it and tries again (a broker away or replaced), so the
+    "exception was never retrieved" traceback would only repeat it."""
+    from snapsync.connectors.failures import is_transient
+
+    exc = context.get("exception")
+    if exc is not None and "never retrieved" in str(context.get("message", "")) and is_transient(exc):
+        return
+    loop.default_exception_handler(context)
 
 
 def spawn_worker(settings: Settings, log_path, timeout: float = 60.0):
