@@ -82,6 +82,14 @@ class _Streaming:
     next_commit: float = 0.0
 
 
+def _fatal_producer() -> RetriableError:
+    """librdkafka's fatal error (raised as ``SystemError`` from a call): the idempotent producer
+    met another broker (replaced or emptied, ``control/broker.py``). Passing: the restart point
+    was not moved, and the capture starts again with a new producer."""
+    return RetriableError("the producer failed fatally (the broker was replaced or emptied); the restart point "
+                          "was not moved: capture starts again")
+
+
 @dataclass
 class CaptureStats:
     snapshot_rows: int = 0
@@ -171,11 +179,22 @@ class Capture:
                                        **({"timestamp": ts_ms} if ts_ms else {}))
                 return
             except BufferError:
-                self._producer.poll(0.1)  # local queue full: let deliveries drain
+                self._poll(0.1)  # local queue full: let deliveries drain
+            except SystemError:
+                raise _fatal_producer() from None
+
+    def _poll(self, timeout: float) -> None:
+        try:
+            self._producer.poll(timeout)
+        except SystemError:  # a delivery callback of a producer in librdkafka's fatal state
+            raise _fatal_producer() from None
 
     def _flush(self) -> None:
         """Wait until the broker acknowledged everything produced so far."""
-        remaining = self._producer.flush(60)
+        try:
+            remaining = self._producer.flush(60)
+        except SystemError:  # librdkafka's fatal error: the idempotent producer met another broker
+            raise _fatal_producer() from None
         if remaining or self._errors:
             errors, self._errors = self._errors[:3], []
             raise RetriableError(
@@ -214,6 +233,9 @@ class Capture:
                     self.stats.state = "failed"
                     raise
                 self.stats.state = "paused"
+                # A new producer: one that met a fatal error (a replaced broker) never recovers;
+                # what the old one held unacknowledged is produced again from the restart point.
+                self._producer = producer(self.settings.kafka_bootstrap)
                 delay = backoff.next()
                 log.warning("capture paused: %s; starting again from the stored position in %.0fs",
                             exc if isinstance(exc, RetriableError) else type(exc).__name__, delay)
@@ -303,7 +325,7 @@ class Capture:
                 ev = reader.fetchone()
                 if ev is None:
                     continue
-                self._producer.poll(0)
+                self._poll(0)
                 if ev.timestamp and ev.timestamp > (self.stats.source_ts or 0):
                     self.stats.source_ts = ev.timestamp
                 handler = handlers.get(type(ev), self._on_rows)  # rows: mysql-replication's or native

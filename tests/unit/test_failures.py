@@ -50,3 +50,28 @@ def test_a_send_retried_after_a_broker_restart_leaves_no_traceback(caplog):
             assert len(caplog.records) == 1
     finally:
         loop.close()
+
+
+def test_a_producer_in_librdkafkas_fatal_state_is_a_passing_failure_of_the_capture():
+    """After a broker restart the idempotent producer meets another broker and librdkafka raises
+    ``SystemError`` from its calls (the fourth 30-minute soak: capture exit 70). The capture
+    reports it as passing, so it starts again (with a new producer) from its restart point."""
+    from snapsync.connectors.binlog_capture import Capture
+    from snapsync.connectors.failures import is_transient
+
+    class Fatal:
+        def flush(self, *args, **kwargs):
+            raise SystemError("<class 'str'> returned a result with an exception set")
+
+        def poll(self, *args, **kwargs):
+            self.flush()
+
+        def produce(self, *args, **kwargs):
+            self.flush()
+
+    cap = Capture.__new__(Capture)
+    cap._producer, cap._errors = Fatal(), []
+    for call in (cap._flush, lambda: cap._poll(0), lambda: cap._produce("t", b"k", b"v")):
+        with pytest.raises(RetriableError, match="failed fatally") as got:
+            call()
+        assert is_transient(got.value)
